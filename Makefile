@@ -1,0 +1,45 @@
+# One entry point for developers and CI. `make test` builds its own virtualenv.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PYTHON ?= python3
+CODE := fraud_common transaction-service/transaction_service fraud-detection-service/fraud_detection alert-service/alert_service tools test-client.py
+export PYTHONPATH := $(CURDIR):$(CURDIR)/transaction-service:$(CURDIR)/fraud-detection-service:$(CURDIR)/alert-service
+
+.PHONY: venv lint test test-fast test-fault dev bench compose-check clean
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	touch $@
+
+lint: venv
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy $(CODE)
+
+# The whole suite: lint, unit, integration, end-to-end, fault injection, browser.
+test: lint
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+# Everything except the long fault-injection tests.
+test-fast: venv
+	$(PY) -m pytest -m "not fault" $(PYTEST_ARGS)
+
+# Only the fault-injection tests.
+test-fault: venv
+	$(PY) -m pytest -m fault $(PYTEST_ARGS)
+
+dev: venv
+	$(PY) tools/devstack.py up $(DEVSTACK_ARGS)
+
+bench: venv
+	$(PY) tools/bench.py $(BENCH_ARGS)
+
+compose-check:
+	docker-compose -f docker-compose.yml config -q
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache artifacts .devstack

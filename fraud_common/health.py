@@ -1,0 +1,60 @@
+"""Health of a service: its dependencies and its background loops, in one JSON answer."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import redis
+
+from fraud_common.kafka.producer import AckingProducer
+from fraud_common.redis_client import RETRYABLE_ERRORS
+
+
+class HealthCheck:
+    """``report()`` -> (body, 200|503). Results are cached briefly so that a busy
+    health endpoint never turns into load on Redis or the broker."""
+
+    def __init__(
+        self,
+        *,
+        redis_client: redis.Redis,
+        producer: AckingProducer,
+        loops: Callable[[], dict[str, Any]] | None = None,
+        cache_seconds: float = 1.0,
+    ) -> None:
+        self._redis = redis_client
+        self._producer = producer
+        self._loops = loops
+        self._cache_seconds = cache_seconds
+        self._lock = threading.Lock()
+        self._cached: tuple[float, dict[str, Any], int] | None = None
+
+    def report(self) -> tuple[dict[str, Any], int]:
+        with self._lock:
+            now = time.monotonic()
+            if self._cached and now - self._cached[0] < self._cache_seconds:
+                return self._cached[1], self._cached[2]
+            body, status = self._check()
+            self._cached = (now, body, status)
+            return body, status
+
+    def _check(self) -> tuple[dict[str, Any], int]:
+        body: dict[str, Any] = {}
+        try:
+            self._redis.ping()
+            body["redis"] = "connected"
+        except RETRYABLE_ERRORS:
+            body["redis"] = "disconnected"
+        except redis.RedisError as exc:
+            body["redis"] = f"error: {type(exc).__name__}"
+        body["kafka"] = "connected" if self._producer.cluster_reachable(1.5) else "disconnected"
+        ok = body["redis"] == "connected" and body["kafka"] == "connected"
+        if self._loops is not None:
+            loops = self._loops()
+            body["consumer"] = loops
+            ok = ok and bool(loops.get("healthy"))
+        body = {"status": "healthy" if ok else "unhealthy", **body}
+        return body, 200 if ok else 503

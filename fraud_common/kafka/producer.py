@@ -1,0 +1,108 @@
+"""A producer whose sends return futures, resolved by a background polling thread.
+
+Callers wait on the futures they need (one HTTP request, one consumed batch) instead
+of flushing the whole producer, so concurrent requests never wait for each other.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Sequence
+from concurrent.futures import Future
+from types import TracebackType
+from typing import Any
+
+from confluent_kafka import KafkaError, KafkaException, Message, Producer
+
+log = logging.getLogger(__name__)
+
+Headers = Sequence[tuple[str, str | bytes]]
+
+
+class DeliveryFailed(Exception):
+    """The broker did not acknowledge a message (timeout, broker down, fatal error)."""
+
+    def __init__(self, error: KafkaError | str) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+class AckingProducer:
+    """Wraps `confluent_kafka.Producer`; `send` returns a `Future` of the delivered message."""
+
+    def __init__(self, config: dict[str, Any], *, poll_interval: float = 0.05) -> None:
+        self._producer = Producer(dict(config))
+        self._poll_interval = poll_interval
+        self._stopping = threading.Event()
+        self._poller = threading.Thread(
+            target=self._poll_forever, name="kafka-producer-poll", daemon=True
+        )
+        self._poller.start()
+
+    def _poll_forever(self) -> None:
+        while not self._stopping.is_set():
+            self._producer.poll(self._poll_interval)
+
+    def send(
+        self,
+        topic: str,
+        value: str | bytes,
+        *,
+        key: str | bytes | None = None,
+        headers: Headers | None = None,
+        partition: int | None = None,
+    ) -> Future[Message]:
+        """Queue one message; the future resolves on the broker's acknowledgement or fails
+        with `DeliveryFailed`. Raises `DeliveryFailed` at once when the local queue is full."""
+        future: Future[Message] = Future()
+
+        def on_delivery(error: KafkaError | None, message: Message) -> None:
+            if error is not None:
+                future.set_exception(DeliveryFailed(error))
+            else:
+                future.set_result(message)
+
+        kwargs: dict[str, Any] = {"key": key, "value": value, "on_delivery": on_delivery}
+        if headers:
+            kwargs["headers"] = list(headers)
+        if partition is not None:
+            kwargs["partition"] = partition
+        try:
+            self._producer.produce(topic, **kwargs)
+        except BufferError as exc:
+            raise DeliveryFailed("local producer queue is full") from exc
+        except KafkaException as exc:
+            raise DeliveryFailed(exc.args[0]) from exc
+        return future
+
+    def flush(self, timeout: float) -> int:
+        """Wait up to ``timeout`` s for queued messages; returns how many are still queued."""
+        return self._producer.flush(timeout)
+
+    def cluster_reachable(self, timeout: float = 2.0) -> bool:
+        """True when the broker answers a metadata request within ``timeout``."""
+        try:
+            self._producer.list_topics(timeout=timeout)
+        except KafkaException:
+            return False
+        return True
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Flush what is queued (bounded), then stop the polling thread."""
+        remaining = self._producer.flush(timeout)
+        if remaining:
+            log.error("producer closed with undelivered messages", extra={"undelivered": remaining})
+        self._stopping.set()
+        self._poller.join(timeout=1.0)
+
+    def __enter__(self) -> AckingProducer:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()

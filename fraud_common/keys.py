@@ -1,0 +1,57 @@
+"""Every Redis key name of the platform, in one place.
+
+Keys that belong to one user carry the user id as a hash tag (``{...}``) and keys that
+belong to one transaction carry its id, so each group lands in one Redis Cluster slot
+and a Lua script or MULTI over it stays legal on a cluster.
+"""
+
+from __future__ import annotations
+
+PREFIX = "fraud"
+
+
+def transaction(transaction_id: str) -> str:
+    """JSON record of an accepted transaction (written by the transaction-service)."""
+    return f"{PREFIX}:txn:{{{transaction_id}}}"
+
+
+def decision(transaction_id: str) -> str:
+    """JSON decision for a transaction (written by the detector once its alerts are out)."""
+    return f"{PREFIX}:txn:{{{transaction_id}}}:decision"
+
+
+def idempotency(key: str) -> str:
+    """Record of an ``Idempotency-Key``: request fingerprint, state and first response."""
+    return f"{PREFIX}:idem:{{{key}}}"
+
+
+def user_window(user_id: str) -> str:
+    """Sorted set of the user's transaction ids scored by event time (ms)."""
+    return f"{PREFIX}:user:{{{user_id}}}:window"
+
+
+def user_last_seen(user_id: str) -> str:
+    """JSON of the user's previous transaction: place, coordinates, event time."""
+    return f"{PREFIX}:user:{{{user_id}}}:last"
+
+
+def user_evaluation(user_id: str, transaction_id: str) -> str:
+    """The state a transaction was evaluated against, kept so a replay sees the same."""
+    return f"{PREFIX}:user:{{{user_id}}}:eval:{transaction_id}"
+
+
+def alert(alert_id: str) -> str:
+    """JSON of a stored alert (alert-service); its existence deduplicates redeliveries."""
+    return f"{PREFIX}:alert:{{{alert_id}}}"
+
+
+ALERTS_RECENT = f"{PREFIX}:alerts:recent"
+"""Sorted set of alert ids scored by store time (ms), bounded."""
+
+ALERTS_STREAM = f"{PREFIX}:alerts:stream"
+"""Redis stream of stored alerts, in store order: the source of live subscribers."""
+
+
+def alerts_by_user(user_id: str) -> str:
+    """Sorted set of one user's alert ids scored by store time (ms), bounded."""
+    return f"{PREFIX}:alerts:user:{{{user_id}}}"

@@ -1,0 +1,280 @@
+"""Message schemas: the transaction (as accepted over HTTP and as published) and the alert.
+
+`TransactionRequest` validates a client's POST body with one readable error per bad
+field. `Transaction` is what the transaction-service stores and publishes, and what
+the detector validates when it consumes; `Alert` is what the detector publishes to
+``fraud-alerts``. Amounts are `Decimal` and travel as JSON strings.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_serializer,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
+
+from fraud_common.jsonutil import dumps, isoformat_utc
+from fraud_common.money import MAX_AMOUNT, iso_currency_codes, load_fx_rates
+
+USER_ID_PATTERN = r"^[A-Za-z0-9_.:@-]{1,64}$"
+MAX_FUTURE_SKEW = timedelta(minutes=5)
+MAX_DECIMAL_PLACES = 18
+_NUMERIC_STRING = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
+_ALERT_NAMESPACE = uuid.UUID("6f1c3a55-0d2e-4f8a-9a57-3c1f2b7e9d10")
+
+
+def _error(kind: str, message: str) -> PydanticCustomError:
+    return PydanticCustomError(kind, message)
+
+
+def parse_amount(value: Any) -> Decimal:
+    """A JSON number or numeric string, finite, > 0, <= 1e12, at most 18 decimal places."""
+    if isinstance(value, bool) or not isinstance(value, int | Decimal | str | float):
+        raise _error("amount_type", "must be a number or a numeric string")
+    if isinstance(value, str) and (len(value) > 64 or not _NUMERIC_STRING.match(value)):
+        raise _error("amount_format", "must be a decimal number such as 12.50")
+    if isinstance(value, float):  # only from Python callers; HTTP bodies give Decimal
+        value = repr(value)
+    try:
+        amount = Decimal(value)
+    except (InvalidOperation, ValueError) as exc:
+        raise _error("amount_format", "must be a decimal number such as 12.50") from exc
+    if not amount.is_finite():
+        raise _error("amount_finite", "must be a finite number")
+    if amount <= 0:
+        raise _error("amount_range", "must be greater than 0")
+    if amount > MAX_AMOUNT:
+        raise _error("amount_range", "must be at most 1e12")
+    exponent = amount.as_tuple().exponent
+    if isinstance(exponent, int) and -exponent > MAX_DECIMAL_PLACES:
+        raise _error("amount_precision", f"must have at most {MAX_DECIMAL_PLACES} decimal places")
+    return amount
+
+
+def parse_timestamp(value: Any) -> datetime:
+    """ISO 8601 with a UTC offset, or epoch seconds; returned in UTC."""
+    if isinstance(value, bool):
+        raise _error("timestamp_type", "must be an ISO 8601 string or epoch seconds")
+    if isinstance(value, int | Decimal | float):
+        try:
+            return datetime.fromtimestamp(float(value), tz=UTC)
+        except (OverflowError, OSError, ValueError) as exc:
+            raise _error("timestamp_range", "epoch seconds out of range") from exc
+    if isinstance(value, str):
+        try:
+            parsed = datetime.fromisoformat(value)
+        except ValueError as exc:
+            raise _error(
+                "timestamp_format", "must be ISO 8601 such as 2026-01-31T12:00:00Z"
+            ) from exc
+        if parsed.tzinfo is None:
+            raise _error("timestamp_offset", "must include a UTC offset such as Z or +02:00")
+        return parsed.astimezone(UTC)
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            raise _error("timestamp_offset", "must include a UTC offset")
+        return value.astimezone(UTC)
+    raise _error("timestamp_type", "must be an ISO 8601 string or epoch seconds")
+
+
+def parse_currency(value: Any) -> str:
+    if not isinstance(value, str):
+        raise _error("currency_type", "must be an ISO 4217 code such as USD")
+    code = value.strip().upper()
+    if code not in iso_currency_codes():
+        raise _error("currency_unknown", f"unknown ISO 4217 currency code {value!r}")
+    return code
+
+
+class TransactionRequest(BaseModel):
+    """The body of ``POST /api/v1/transactions``, validated field by field."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    userId: str = Field(pattern=USER_ID_PATTERN, strict=True)
+    amount: Decimal
+    currency: str
+    location: str = Field(min_length=1, max_length=128, strict=True)
+    latitude: float | None = Field(default=None, ge=-90, le=90)
+    longitude: float | None = Field(default=None, ge=-180, le=180)
+    timestamp: datetime | None = None
+
+    _amount = field_validator("amount", mode="before")(classmethod(lambda cls, v: parse_amount(v)))
+    _currency = field_validator("currency", mode="before")(
+        classmethod(lambda cls, v: parse_currency(v))
+    )
+
+    @field_validator("latitude", "longitude", mode="before")
+    @classmethod
+    def _coordinate(cls, value: Any) -> Any:
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int | float | Decimal):
+            raise _error("coordinate_type", "must be a number")
+        if isinstance(value, Decimal) and not value.is_finite():
+            raise _error("coordinate_type", "must be a finite number")
+        return float(value)
+
+    @field_validator("location")
+    @classmethod
+    def _location_not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise _error("location_blank", "must not be blank")
+        return value
+
+    @field_validator("timestamp", mode="before")
+    @classmethod
+    def _timestamp(cls, value: Any) -> datetime | None:
+        return None if value is None else parse_timestamp(value)
+
+    @model_validator(mode="after")
+    def _both_or_neither(self) -> TransactionRequest:
+        if (self.latitude is None) != (self.longitude is None):
+            missing = "longitude" if self.longitude is None else "latitude"
+            raise _error(
+                "coordinates_pair", f"latitude and longitude go together: {missing} is missing"
+            )
+        return self
+
+
+def validation_details(error: ValidationError, prefix: str = "") -> list[dict[str, str]]:
+    """One ``{"field", "message"}`` per problem, in words a client can act on."""
+    details = []
+    for item in error.errors(include_url=False):
+        field = ".".join(str(p) for p in item["loc"]) or "body"
+        kind = item["type"]
+        if kind == "missing":
+            message = "is required"
+        elif kind == "extra_forbidden":
+            message = "is not a known field"
+        elif kind == "string_pattern_mismatch" and field == "userId":
+            message = "must be 1-64 characters of A-Z a-z 0-9 _ . : @ -"
+        elif kind == "string_type":
+            message = "must be a string"
+        else:
+            message = item["msg"]
+        details.append({"field": f"{prefix}{field}", "message": message})
+    return details
+
+
+class FieldProblem(ValueError):
+    """A body that is valid JSON but breaks the contract; ``details`` name each field."""
+
+    def __init__(self, details: list[dict[str, str]]) -> None:
+        super().__init__("; ".join(f"{d['field']} {d['message']}" for d in details))
+        self.details = details
+
+
+class Transaction(BaseModel):
+    """An accepted transaction, as stored in Redis and published on ``transactions``."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    transactionId: str = Field(min_length=1, max_length=64)
+    userId: str = Field(pattern=USER_ID_PATTERN)
+    amount: Decimal
+    currency: str
+    location: str = Field(min_length=1, max_length=128)
+    latitude: float | None = Field(default=None, ge=-90, le=90)
+    longitude: float | None = Field(default=None, ge=-180, le=180)
+    timestamp: datetime
+    receivedAt: datetime
+
+    _amount = field_validator("amount", mode="before")(classmethod(lambda cls, v: parse_amount(v)))
+    _currency = field_validator("currency", mode="before")(
+        classmethod(lambda cls, v: parse_currency(v))
+    )
+    _times = field_validator("timestamp", "receivedAt", mode="before")(
+        classmethod(lambda cls, v: parse_timestamp(v))
+    )
+
+    @field_serializer("amount")
+    def _amount_text(self, amount: Decimal) -> str:
+        return format(amount, "f")
+
+    @field_serializer("timestamp", "receivedAt")
+    def _time_text(self, value: datetime) -> str:
+        return isoformat_utc(value)
+
+    @classmethod
+    def accept(
+        cls,
+        request: TransactionRequest,
+        *,
+        received_at: datetime,
+        transaction_id: str | None = None,
+        fx_rates_path: str | None = None,
+    ) -> Transaction:
+        """Turn a validated request into a transaction, applying the checks that need a clock
+        or the rate table; raises `FieldProblem`."""
+        problems = []
+        event_time = request.timestamp or received_at
+        if event_time - received_at > MAX_FUTURE_SKEW:
+            problems.append(
+                {"field": "timestamp", "message": "must not be more than 5 minutes in the future"}
+            )
+        if not load_fx_rates(fx_rates_path).supports(request.currency):
+            problems.append(
+                {
+                    "field": "currency",
+                    "message": f"{request.currency} is not supported (no exchange rate configured)",
+                }
+            )
+        if problems:
+            raise FieldProblem(problems)
+        return cls(
+            transactionId=transaction_id or str(uuid.uuid4()),
+            userId=request.userId,
+            amount=request.amount,
+            currency=request.currency,
+            location=request.location,
+            latitude=request.latitude,
+            longitude=request.longitude,
+            timestamp=event_time,
+            receivedAt=received_at,
+        )
+
+    def to_json(self) -> str:
+        return dumps(self.model_dump(mode="json", exclude_none=True))
+
+
+def alert_id(transaction_id: str, alert_type: str) -> str:
+    """Deterministic per (transaction, rule): a redelivery can never mint a second alert."""
+    return str(uuid.uuid5(_ALERT_NAMESPACE, f"{transaction_id}/{alert_type}"))
+
+
+class Alert(BaseModel):
+    """One fired rule for one transaction, as published on ``fraud-alerts``."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    alertId: str
+    alertType: str = Field(min_length=1, max_length=128)
+    severity: str = "medium"
+    transaction: Transaction
+    timestamp: datetime
+    details: dict[str, Any] = Field(default_factory=dict)
+    message: str = ""
+
+    _times = field_validator("timestamp", mode="before")(
+        classmethod(lambda cls, v: parse_timestamp(v))
+    )
+
+    @field_serializer("timestamp")
+    def _time_text(self, value: datetime) -> str:
+        return isoformat_utc(value)
+
+    def to_json(self) -> str:
+        return dumps(self.model_dump(mode="json", exclude_none=True))

@@ -1,0 +1,101 @@
+"""Settings read from the environment: the only module that reads it.
+
+Every service builds one frozen settings object in its factory or `main()` and
+passes plain values on. Each service extends `ServiceSettings` with its own fields
+in its own package (``transaction_service.settings`` and so on).
+
+Compatibility with the original three-service design: ``KAFKA_HOST`` is accepted
+when ``KAFKA_BOOTSTRAP_SERVERS`` is not set, and ``REDIS_HOST``/``REDIS_PORT``/
+``REDIS_PASSWORD`` when ``REDIS_URL`` is not set.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import quote
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+TRANSACTIONS_TOPIC = "transactions"
+ALERTS_TOPIC = "fraud-alerts"
+DETECTOR_GROUP = "fraud-detection-group"
+ALERT_GROUP = "fraud-alert-group"
+
+
+def dlq_topic(topic: str) -> str:
+    """Dead-letter topic of ``topic`` (``transactions`` -> ``transactions.dlq``)."""
+    return f"{topic}.dlq"
+
+
+class ServiceSettings(BaseSettings):
+    """What every service needs: where Kafka and Redis are, logging, topic names."""
+
+    model_config = SettingsConfigDict(frozen=True, extra="ignore", case_sensitive=False)
+
+    kafka_bootstrap_servers: str = Field(
+        description="Kafka bootstrap servers, host:port[,host:port...]"
+    )
+    redis_url: SecretStr = Field(description="redis://[:password@]host:port/db")
+    port: int = Field(default=5000, ge=1, le=65535)
+    log_level: str = "INFO"
+
+    transactions_topic: str = TRANSACTIONS_TOPIC
+    alerts_topic: str = ALERTS_TOPIC
+    transactions_partitions: int = Field(default=10, ge=1)
+    alerts_partitions: int = Field(default=5, ge=1)
+    topic_replication_factor: int = Field(default=1, ge=1)
+    # Extra librdkafka properties as JSON, e.g. '{"security.protocol": "SSL"}'.
+    # Copied over the computed client config; never mutated.
+    kafka_extra_config: dict[str, Any] = Field(default_factory=dict)
+
+    redis_socket_timeout: float = Field(default=2.0, gt=0)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _accept_legacy_names(cls, data: Any) -> Any:
+        """Map the seed's KAFKA_HOST and REDIS_HOST/PORT/PASSWORD onto the new names."""
+        if not isinstance(data, dict):
+            return data
+        lowered = {str(k).lower(): v for k, v in data.items()}
+        if not lowered.get("kafka_bootstrap_servers") and lowered.get("kafka_host"):
+            data["kafka_bootstrap_servers"] = lowered["kafka_host"]
+        if not lowered.get("redis_url") and lowered.get("redis_host"):
+            host = lowered["redis_host"]
+            port = lowered.get("redis_port") or 6379
+            password = lowered.get("redis_password")
+            auth = f":{quote(str(password), safe='')}@" if password else ""
+            data["redis_url"] = f"redis://{auth}{host}:{port}/0"
+        return data
+
+    @classmethod
+    def settings_customise_sources(
+        cls, settings_cls, init_settings, env_settings, dotenv_settings, file_secret_settings
+    ):
+        # Legacy names are not fields, so pydantic-settings would drop them before the
+        # validator above sees them; a source that adds them back keeps them visible.
+        return (init_settings, env_settings, _LegacyEnvSource(settings_cls), file_secret_settings)
+
+    @property
+    def transactions_dlq(self) -> str:
+        return dlq_topic(self.transactions_topic)
+
+    @property
+    def alerts_dlq(self) -> str:
+        return dlq_topic(self.alerts_topic)
+
+
+class _LegacyEnvSource:
+    """Settings source exposing KAFKA_HOST and REDIS_HOST/PORT/PASSWORD when set."""
+
+    _NAMES = ("kafka_host", "redis_host", "redis_port", "redis_password")
+
+    def __init__(self, settings_cls: type[BaseSettings]) -> None:
+        self.settings_cls = settings_cls
+
+    def __call__(self) -> dict[str, Any]:
+        import os
+
+        return {
+            name: os.environ[name.upper()] for name in self._NAMES if os.environ.get(name.upper())
+        }

@@ -1,0 +1,1 @@
+"""Developer tools: the local stack without Docker and the local servers it starts."""
