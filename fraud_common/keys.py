@@ -55,3 +55,18 @@ ALERTS_STREAM = f"{PREFIX}:alerts:stream"
 def alerts_by_user(user_id: str) -> str:
     """Sorted set of one user's alert ids scored by store time (ms), bounded."""
     return f"{PREFIX}:alerts:user:{{{user_id}}}"
+
+
+def stats_transactions(epoch_second: int) -> str:
+    """Count of transactions evaluated during one second (detector; expires after 1 h)."""
+    return f"{PREFIX}:stats:transactions:{epoch_second}"
+
+
+def stats_alerts(epoch_second: int) -> str:
+    """Count of alerts stored during one second (alert-service; expires after 1 h)."""
+    return f"{PREFIX}:stats:alerts:{epoch_second}"
+
+
+def notify_cooldown(channel: str, user_id: str, alert_type: str) -> str:
+    """Set (NX, EX cooldown) when a channel notifies; while it exists, no re-notification."""
+    return f"{PREFIX}:cooldown:{channel}:{{{user_id}}}:{alert_type}"

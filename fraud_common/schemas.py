@@ -278,3 +278,39 @@ class Alert(BaseModel):
 
     def to_json(self) -> str:
         return dumps(self.model_dump(mode="json", exclude_none=True))
+
+
+class DecisionAlert(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    alertId: str
+    alertType: str
+    severity: str
+    message: str = ""
+
+
+class Decision(BaseModel):
+    """The detector's verdict on one transaction, stored under ``keys.decision(id)``.
+
+    ``status`` is ``approve`` when no rule fired and ``review`` otherwise (``decline``
+    is reserved for the scored rules to come); ``riskScore`` is 0-100.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    transactionId: str
+    status: str
+    riskScore: int = Field(ge=0, le=100)
+    alerts: list[DecisionAlert] = Field(default_factory=list)
+    evaluatedAt: datetime
+
+    _times = field_validator("evaluatedAt", mode="before")(
+        classmethod(lambda cls, v: parse_timestamp(v))
+    )
+
+    @field_serializer("evaluatedAt")
+    def _time_text(self, value: datetime) -> str:
+        return isoformat_utc(value)
+
+    def to_json(self) -> str:
+        return dumps(self.model_dump(mode="json"))
