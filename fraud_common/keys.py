@@ -49,7 +49,9 @@ ALERTS_RECENT = f"{PREFIX}:alerts:recent"
 """Sorted set of alert ids scored by store time (ms), bounded."""
 
 ALERTS_STREAM = f"{PREFIX}:alerts:stream"
-"""Redis stream of stored alerts, in store order: the source of live subscribers."""
+"""Redis stream of stored alerts, in store order (XADD MAXLEN ~ bound): the source of
+live subscribers (SSE) and the durable queue of the notification channels (one consumer
+group per channel). Entry fields: ``alertId`` and ``alert`` (the alert's JSON)."""
 
 
 def alerts_by_user(user_id: str) -> str:
