@@ -1,0 +1,65 @@
+"""Settings come from the environment, with the seed's variable names still accepted."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from fraud_common.settings import ServiceSettings
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in (
+        "KAFKA_BOOTSTRAP_SERVERS",
+        "KAFKA_HOST",
+        "REDIS_URL",
+        "REDIS_HOST",
+        "REDIS_PORT",
+        "REDIS_PASSWORD",
+    ):
+        monkeypatch.delenv(name, raising=False)
+
+
+def test_new_names(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", "k1:9092,k2:9092")
+    monkeypatch.setenv("REDIS_URL", "redis://:pw@r:6380/2")
+    settings = ServiceSettings()
+    assert settings.kafka_bootstrap_servers == "k1:9092,k2:9092"
+    assert settings.redis_url.get_secret_value() == "redis://:pw@r:6380/2"
+    assert "pw" not in repr(settings)
+
+
+def test_legacy_names(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KAFKA_HOST", "kafka:9092")
+    monkeypatch.setenv("REDIS_HOST", "redis")
+    monkeypatch.setenv("REDIS_PORT", "6390")
+    monkeypatch.setenv("REDIS_PASSWORD", "p@ss/word")
+    settings = ServiceSettings()
+    assert settings.kafka_bootstrap_servers == "kafka:9092"
+    assert settings.redis_url.get_secret_value() == "redis://:p%40ss%2Fword@redis:6390/0"
+
+
+def test_new_names_win_over_legacy(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KAFKA_HOST", "old:9092")
+    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", "new:9092")
+    monkeypatch.setenv("REDIS_HOST", "old")
+    monkeypatch.setenv("REDIS_URL", "redis://new:6379/0")
+    settings = ServiceSettings()
+    assert settings.kafka_bootstrap_servers == "new:9092"
+    assert settings.redis_url.get_secret_value() == "redis://new:6379/0"
+
+
+def test_required_without_defaults() -> None:
+    with pytest.raises(ValidationError) as info:
+        ServiceSettings()
+    missing = {e["loc"][0] for e in info.value.errors()}
+    assert missing == {"kafka_bootstrap_servers", "redis_url"}
+
+
+def test_frozen(monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = ServiceSettings(kafka_bootstrap_servers="k:1", redis_url="redis://r")
+    with pytest.raises(ValidationError):
+        settings.port = 1
+    assert settings.transactions_dlq == "transactions.dlq"
+    assert settings.alerts_dlq == "fraud-alerts.dlq"
