@@ -27,6 +27,10 @@ def loads_exact(data: bytes | str) -> Any:
         raise InvalidJson(f"{exc.msg} at line {exc.lineno} column {exc.colno}") from exc
     except RecursionError as exc:
         raise InvalidJson("JSON nested too deeply") from exc
+    except InvalidJson:
+        raise
+    except ValueError as exc:  # e.g. an integer literal over Python's 4300-digit limit
+        raise InvalidJson(str(exc)) from exc
 
 
 def _default(value: Any) -> Any:

@@ -125,7 +125,10 @@ class TransactionRequest(BaseModel):
             raise _error("coordinate_type", "must be a number")
         if isinstance(value, Decimal) and not value.is_finite():
             raise _error("coordinate_type", "must be a finite number")
-        return float(value)
+        try:
+            return float(value)
+        except OverflowError as exc:  # an integer literal too large for a float
+            raise _error("coordinate_range", "is out of range") from exc
 
     @field_validator("location")
     @classmethod
