@@ -1,11 +1,108 @@
-"""The live dashboard (``GET /``) and the per-second counts it charts.
+"""The live dashboard (``GET /``) and the per-second counts it charts (``GET /api/v1/stats``).
 
-Placeholder until the dashboard lands. The app factory registers `blueprint` and puts
-its Redis client in ``app.extensions["alert_service.redis"]``.
+The page is static HTML, CSS and JavaScript from ``static/`` (no build step, nothing
+fetched from another origin): it reads the stored alerts from ``/api/v1/alerts``,
+follows ``/api/v1/alerts/stream`` with an EventSource and polls ``/api/v1/stats`` for
+its chart. The app factory registers `blueprint` and puts its Redis client (decoded
+responses) in ``app.extensions["alert_service.redis"]``.
 """
 
 from __future__ import annotations
 
-from flask import Blueprint
+import logging
+import time
+from typing import Any
 
-blueprint = Blueprint("dashboard", __name__)
+import redis
+from flask import Blueprint, Response, current_app, jsonify, request, send_from_directory
+
+from fraud_common import keys
+from fraud_common.redis_client import RETRYABLE_ERRORS
+
+log = logging.getLogger(__name__)
+
+REDIS_EXTENSION = "alert_service.redis"
+MAX_STATS_SECONDS = 3600
+DEFAULT_STATS_SECONDS = 300
+
+# The page loads only what this blueprint serves: the policy makes "no CDN, no network"
+# a property the browser enforces, not only a habit of whoever edits the page.
+_PAGE_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; "
+    "frame-ancestors 'none'; form-action 'self'"
+)
+
+blueprint = Blueprint(
+    "dashboard", __name__, static_folder="static", static_url_path="/dashboard/static"
+)
+
+
+def _redis() -> redis.Redis:
+    client: redis.Redis = current_app.extensions[REDIS_EXTENSION]
+    return client
+
+
+def _validation_error(field: str, message: str) -> tuple[Response, int]:
+    body = {
+        "error": {
+            "code": "validation_error",
+            "message": f"{field} {message}",
+            "details": [{"field": field, "message": message}],
+        }
+    }
+    return jsonify(body), 400
+
+
+def _unavailable() -> tuple[Response, int]:
+    body = {
+        "error": {
+            "code": "service_unavailable",
+            "message": "Redis is unreachable; try again shortly",
+            "details": [],
+        }
+    }
+    response = jsonify(body)
+    response.headers["Retry-After"] = "2"
+    return response, 503
+
+
+def _counts(values: list[Any]) -> list[int]:
+    return [int(value) if value is not None else 0 for value in values]
+
+
+@blueprint.get("/")
+def page() -> Response:
+    response = send_from_directory(blueprint.static_folder or "static", "index.html")
+    response.headers["Cache-Control"] = "no-cache"
+    response.headers["Content-Security-Policy"] = _PAGE_POLICY
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Referrer-Policy"] = "no-referrer"
+    return response
+
+
+@blueprint.get("/api/v1/stats")
+def stats() -> Response | tuple[Response, int]:
+    """Transactions evaluated and alerts stored per second, for the ``seconds`` seconds
+    ending with the current one (the last entry is still filling up)."""
+    raw = request.args.get("seconds", str(DEFAULT_STATS_SECONDS))
+    try:
+        seconds = int(raw)
+    except ValueError:
+        return _validation_error("seconds", f"must be an integer from 1 to {MAX_STATS_SECONDS}")
+    if not 1 <= seconds <= MAX_STATS_SECONDS:
+        return _validation_error("seconds", f"must be an integer from 1 to {MAX_STATS_SECONDS}")
+    now = int(time.time())
+    epochs = list(range(now - seconds + 1, now + 1))
+    client = _redis()
+    try:
+        transactions = client.mget([keys.stats_transactions(second) for second in epochs])
+        alerts = client.mget([keys.stats_alerts(second) for second in epochs])
+    except RETRYABLE_ERRORS:
+        log.warning("stats unavailable: Redis unreachable", exc_info=True)
+        return _unavailable()
+    response = jsonify(
+        {"seconds": epochs, "transactions": _counts(transactions), "alerts": _counts(alerts)}
+    )
+    response.headers["Cache-Control"] = "no-store"
+    return response

@@ -1,0 +1,559 @@
+// Live dashboard of the alert-service. Plain JavaScript, no build step, no outside requests.
+//
+// Data flow: an EventSource on /api/v1/alerts/stream delivers new alerts; once it is open,
+// /api/v1/alerts loads the stored ones (older, appended below, deduplicated by alertId).
+// Arriving alerts are queued and drawn once per animation frame: a burst of 100 alerts/s
+// costs one DOM insertion per frame, and the feed never holds more than FEED_MAX rows.
+// /api/v1/stats is polled for the per-second chart and the throughput figures.
+"use strict";
+
+(() => {
+  const FEED_MAX = 200;
+  const SEEN_MAX = 5000;
+  const INITIAL_LIMIT = 1000;
+  const STATS_SECONDS = 300;
+  const STATS_POLL_MS = 1500;
+  const RATE_SECONDS = 10;
+  const FLUSH_INTERVAL_MS = 100; // at most ten feed updates a second, however fast alerts come
+  const FLASH_MAX = 3; // a batch larger than this arrives without the highlight animation
+  const USER_ID = /^[A-Za-z0-9_.:@-]{1,64}$/;
+
+  const TYPES = {
+    large_transaction_detected: "Large amount",
+    multiple_rapid_transactions_detected: "Rapid transactions",
+    unusual_location_change_detected: "Location change",
+  };
+
+  const $ = (id) => document.getElementById(id);
+  const el = {
+    status: $("status"),
+    statusText: $("status-text"),
+    filter: $("filter"),
+    user: $("user"),
+    clear: $("clear"),
+    feed: $("feed"),
+    empty: $("empty"),
+    feedMeta: $("feed-meta"),
+    feedScope: $("feed-scope"),
+    pause: $("pause"),
+    types: $("types"),
+    typesScope: $("types-scope"),
+    chart: $("chart"),
+    chartNote: $("chart-note"),
+    tps: $("kpi-tps"),
+    aps: $("kpi-aps"),
+    txTotal: $("kpi-tx-total"),
+    alertTotal: $("kpi-alert-total"),
+    alertRate: $("kpi-alert-rate"),
+    rowTemplate: $("row-template"),
+    typeTemplate: $("type-template"),
+  };
+
+  const state = {
+    userId: "",
+    generation: 0, // bumped on every (re)subscription; late answers of older ones are dropped
+    source: null,
+    reconnectTimer: 0,
+    reconnectDelay: 1000,
+    initialLoaded: false,
+    lastId: "",
+    seen: new Set(),
+    pending: [], // alerts waiting for the next frame, oldest first
+    frame: 0,
+    lastFlush: 0,
+    paused: false,
+    counts: new Map(), // alertType -> count of the alerts in this view
+    typeRows: new Map(), // alertType -> <li>
+    total: 0,
+    received: 0, // live alerts received since the page opened
+    stats: null,
+  };
+
+  // ---------------------------------------------------------------- formatting
+
+  const number = new Intl.NumberFormat();
+  const rate = new Intl.NumberFormat(undefined, { maximumFractionDigits: 1 });
+  const percent = new Intl.NumberFormat(undefined, { style: "percent", maximumFractionDigits: 1 });
+  const clock = new Intl.DateTimeFormat(undefined, {
+    hour: "2-digit", minute: "2-digit", second: "2-digit", hour12: false,
+  });
+  const money = new Map();
+
+  function typeLabel(type) {
+    return TYPES[type] || String(type).replace(/_detected$/, "").replace(/_/g, " ")
+      .replace(/^./, (c) => c.toUpperCase());
+  }
+
+  function formatAmount(amount, currency) {
+    let format = money.get(currency);
+    if (format === undefined) {
+      try {
+        format = new Intl.NumberFormat(undefined, { style: "currency", currency });
+      } catch (error) {
+        format = null; // not a currency this browser knows: show the code as text
+      }
+      money.set(currency, format);
+    }
+    // Amounts travel as decimal strings; Intl formats a string without float round-off.
+    return format ? format.format(amount) : `${amount} ${currency}`;
+  }
+
+  function typeDetail(alert) {
+    const d = alert.details || {};
+    switch (alert.alertType) {
+      case "large_transaction_detected":
+        return d.threshold !== undefined ? `over ${number.format(d.threshold)} USD` : "";
+      case "multiple_rapid_transactions_detected":
+        return d.count !== undefined ? `${d.count} in ${d.time_window ?? d.threshold_time} s` : "";
+      case "unusual_location_change_detected":
+        return d.distance_km !== undefined ? `${number.format(Math.round(d.distance_km))} km` : "";
+      default:
+        return "";
+    }
+  }
+
+  // ---------------------------------------------------------------- status
+
+  function setStatus(kind, text) {
+    el.status.dataset.state = kind;
+    el.statusText.textContent = text;
+  }
+
+  // ---------------------------------------------------------------- feed
+
+  function buildRow(alert) {
+    const row = el.rowTemplate.content.firstElementChild.cloneNode(true);
+    const txn = alert.transaction || {};
+    const severity = String(alert.severity || "unknown").toLowerCase();
+    row.dataset.severity = severity;
+    row.dataset.type = alert.alertType;
+    row.dataset.alertId = alert.alertId;
+    if (alert.message) row.title = alert.message;
+
+    const time = row.querySelector(".c-time");
+    const when = new Date(alert.timestamp);
+    time.dateTime = alert.timestamp;
+    time.textContent = Number.isNaN(when.getTime()) ? "–" : clock.format(when);
+
+    const pill = row.querySelector(".pill");
+    pill.textContent = severity;
+    pill.parentElement.dataset.severity = severity;
+
+    row.querySelector(".type-label").textContent = typeLabel(alert.alertType);
+    const detail = typeDetail(alert);
+    if (detail) row.querySelector(".type-detail").textContent = `· ${detail}`;
+
+    const user = row.querySelector(".user-link");
+    user.textContent = txn.userId || "–";
+    user.dataset.userId = txn.userId || "";
+
+    row.querySelector(".c-amount").textContent =
+      txn.amount !== undefined ? formatAmount(txn.amount, txn.currency || "") : "–";
+
+    const place = row.querySelector(".c-place");
+    const d = alert.details || {};
+    if (alert.alertType === "unusual_location_change_detected" && d.previous_location) {
+      place.append(String(d.previous_location));
+      const arrow = document.createElement("span");
+      arrow.className = "arrow";
+      arrow.textContent = "→";
+      place.append(arrow, String(d.current_location || txn.location || ""));
+    } else {
+      place.textContent = txn.location || "–";
+    }
+    place.title = place.textContent;
+    return row;
+  }
+
+  function remember(alert) {
+    if (!alert || !alert.alertId || state.seen.has(alert.alertId)) return false;
+    state.seen.add(alert.alertId);
+    if (state.seen.size > SEEN_MAX) {
+      state.seen.delete(state.seen.values().next().value); // oldest first
+    }
+    state.total += 1;
+    state.counts.set(alert.alertType, (state.counts.get(alert.alertType) || 0) + 1);
+    return true;
+  }
+
+  function receive(alert) {
+    if (!remember(alert)) return;
+    state.received += 1;
+    state.pending.push(alert);
+    if (state.pending.length > FEED_MAX) state.pending.splice(0, state.pending.length - FEED_MAX);
+    schedule();
+  }
+
+  function schedule() {
+    if (!state.frame) state.frame = requestAnimationFrame(flush);
+  }
+
+  function flush(now) {
+    state.frame = 0;
+    if (now - state.lastFlush < FLUSH_INTERVAL_MS) {
+      schedule(); // too soon after the last update: let this frame go by untouched
+      return;
+    }
+    state.lastFlush = now;
+    if (!state.paused && state.pending.length) {
+      const batch = document.createDocumentFragment();
+      const settled = state.pending.length > FLASH_MAX;
+      for (let i = state.pending.length - 1; i >= 0; i -= 1) {
+        const row = buildRow(state.pending[i]);
+        if (settled) row.classList.add("settled");
+        batch.append(row);
+      }
+      state.pending = [];
+      el.feed.prepend(batch);
+      trimFeed();
+    }
+    renderCounts();
+    renderFeedMeta();
+  }
+
+  function trimFeed() {
+    while (el.feed.childElementCount > FEED_MAX) el.feed.lastElementChild.remove();
+    el.empty.hidden = el.feed.childElementCount > 0;
+  }
+
+  function appendOlder(alerts) {
+    const batch = document.createDocumentFragment();
+    let room = FEED_MAX - el.feed.childElementCount - state.pending.length;
+    for (const alert of alerts) {
+      if (!remember(alert)) continue;
+      if (room > 0) {
+        const row = buildRow(alert);
+        row.classList.add("settled"); // stored before the page opened: no arrival flash
+        batch.append(row);
+        room -= 1;
+      }
+    }
+    el.feed.append(batch);
+    trimFeed();
+    schedule();
+  }
+
+  function renderFeedMeta() {
+    const shown = el.feed.childElementCount;
+    const waiting = state.pending.length;
+    el.feedMeta.textContent = state.paused && waiting
+      ? `${number.format(waiting)} new while paused`
+      : `${number.format(shown)} shown · ${number.format(state.received)} live since opened`;
+    el.pause.textContent = state.paused ? "Resume" : "Pause";
+  }
+
+  // ---------------------------------------------------------------- counts per type
+
+  function typeRow(type) {
+    let row = state.typeRows.get(type);
+    if (!row) {
+      row = el.typeTemplate.content.firstElementChild.cloneNode(true);
+      row.dataset.type = type;
+      row.querySelector(".type-name").textContent = typeLabel(type);
+      state.typeRows.set(type, row);
+      el.types.insertBefore(row, el.types.querySelector(".types-total"));
+    }
+    return row;
+  }
+
+  function resetCounts() {
+    el.types.replaceChildren();
+    state.typeRows.clear();
+    for (const type of Object.keys(TYPES)) typeRow(type);
+    const total = document.createElement("li");
+    total.className = "types-total";
+    const label = document.createElement("span");
+    label.textContent = "Total";
+    total.append(label, document.createElement("strong"));
+    el.types.append(total);
+  }
+
+  function renderCounts() {
+    const max = Math.max(1, ...state.counts.values());
+    for (const [type, count] of state.counts) {
+      const row = typeRow(type);
+      row.querySelector(".type-count").textContent = number.format(count);
+      row.querySelector(".bar-fill").style.width = `${(100 * count) / max}%`;
+    }
+    for (const [type, row] of state.typeRows) {
+      if (!state.counts.has(type)) row.querySelector(".type-count").textContent = "0";
+    }
+    el.types.querySelector(".types-total strong").textContent = number.format(state.total);
+  }
+
+  // ---------------------------------------------------------------- stream and list
+
+  function query(params) {
+    const search = new URLSearchParams();
+    for (const [key, value] of Object.entries(params)) if (value) search.set(key, value);
+    const text = search.toString();
+    return text ? `?${text}` : "";
+  }
+
+  function subscribe() {
+    state.generation += 1;
+    closeStream();
+    state.seen.clear();
+    state.pending = [];
+    state.counts.clear();
+    state.total = 0;
+    state.lastId = "";
+    state.initialLoaded = false;
+    state.reconnectDelay = 1000;
+    el.feed.replaceChildren();
+    el.empty.hidden = false;
+    el.empty.textContent = "Waiting for alerts…";
+    resetCounts();
+    const scope = state.userId ? `· user ${state.userId}` : "· all users";
+    el.feedScope.textContent = scope;
+    el.typesScope.textContent = state.userId ? `user ${state.userId}` : "";
+    el.clear.hidden = !state.userId;
+    openStream();
+    schedule();
+  }
+
+  function closeStream() {
+    clearTimeout(state.reconnectTimer);
+    if (state.source) state.source.close();
+    state.source = null;
+  }
+
+  function openStream() {
+    const generation = state.generation;
+    // After a failed connection the browser gives up; a new EventSource then names the
+    // last alert seen so the server replays what was missed (the browser's own retries
+    // send Last-Event-ID by themselves).
+    const url = `/api/v1/alerts/stream${query({ userId: state.userId, lastEventId: state.lastId })}`;
+    const source = new EventSource(url);
+    state.source = source;
+    setStatus("connecting", state.lastId ? "Reconnecting…" : "Connecting…");
+
+    source.addEventListener("open", () => {
+      if (generation !== state.generation) return;
+      state.reconnectDelay = 1000;
+      setStatus("live", state.userId ? "Live · filtered" : "Live");
+      if (!state.initialLoaded) loadInitial(generation);
+    });
+    source.addEventListener("alert", (event) => {
+      if (generation !== state.generation) return;
+      let alert;
+      try {
+        alert = JSON.parse(event.data);
+      } catch (error) {
+        console.warn("unreadable alert event", error);
+        return;
+      }
+      if (event.lastEventId) state.lastId = event.lastEventId;
+      receive(alert);
+    });
+    source.addEventListener("error", () => {
+      if (generation !== state.generation) return;
+      if (!state.initialLoaded) loadInitial(generation);
+      if (source.readyState === EventSource.CLOSED) {
+        const delay = state.reconnectDelay;
+        state.reconnectDelay = Math.min(delay * 2, 15000);
+        setStatus("offline", `Offline · retry in ${Math.round(delay / 1000)} s`);
+        state.reconnectTimer = setTimeout(() => {
+          if (generation === state.generation) openStream();
+        }, delay);
+      } else {
+        setStatus("reconnecting", "Reconnecting…");
+      }
+    });
+  }
+
+  async function loadInitial(generation) {
+    state.initialLoaded = true;
+    try {
+      const response = await fetch(
+        `/api/v1/alerts${query({ userId: state.userId, limit: String(INITIAL_LIMIT) })}`,
+        { cache: "no-store" },
+      );
+      if (!response.ok) throw new Error(`HTTP ${response.status}`);
+      const body = await response.json();
+      if (generation !== state.generation) return;
+      if (!state.lastId && body.alerts.length) state.lastId = body.alerts[0].alertId;
+      appendOlder(body.alerts);
+      el.empty.textContent = "No alerts yet. New ones appear here as they are raised.";
+      el.empty.hidden = el.feed.childElementCount > 0;
+    } catch (error) {
+      if (generation !== state.generation) return;
+      console.warn("could not load the stored alerts", error);
+      state.initialLoaded = false; // try again on the next open or error
+      el.empty.textContent = "Could not load the stored alerts; retrying…";
+    }
+  }
+
+  // ---------------------------------------------------------------- stats and chart
+
+  async function pollStats() {
+    try {
+      const response = await fetch(`/api/v1/stats?seconds=${STATS_SECONDS + 1}`, { cache: "no-store" });
+      if (!response.ok) throw new Error(`HTTP ${response.status}`);
+      const body = await response.json();
+      // The last second is still filling up: leave it out so the lines do not dip at the end.
+      state.stats = {
+        seconds: body.seconds.slice(0, -1),
+        transactions: body.transactions.slice(0, -1),
+        alerts: body.alerts.slice(0, -1),
+      };
+      el.chartNote.hidden = true;
+      renderStats();
+    } catch (error) {
+      el.chartNote.textContent = "stats unavailable, retrying";
+      el.chartNote.hidden = false;
+    } finally {
+      setTimeout(pollStats, STATS_POLL_MS);
+    }
+  }
+
+  const sum = (values) => values.reduce((a, b) => a + b, 0);
+
+  function renderStats() {
+    const { transactions, alerts } = state.stats;
+    const recentTx = transactions.slice(-RATE_SECONDS);
+    const recentAlerts = alerts.slice(-RATE_SECONDS);
+    el.tps.textContent = rate.format(sum(recentTx) / Math.max(1, recentTx.length));
+    el.aps.textContent = rate.format(sum(recentAlerts) / Math.max(1, recentAlerts.length));
+    const txTotal = sum(transactions);
+    const alertTotal = sum(alerts);
+    el.txTotal.textContent = number.format(txTotal);
+    el.alertTotal.textContent = number.format(alertTotal);
+    el.alertRate.textContent = txTotal
+      ? `${percent.format(alertTotal / txTotal)} of transactions`
+      : "of transactions";
+    drawChart();
+  }
+
+  function niceCeiling(value) {
+    if (value <= 5) return 5;
+    const magnitude = 10 ** Math.floor(Math.log10(value));
+    for (const step of [1, 2, 2.5, 5, 10]) {
+      if (step * magnitude >= value) return step * magnitude;
+    }
+    return 10 * magnitude;
+  }
+
+  function cssColor(name) {
+    return getComputedStyle(document.documentElement).getPropertyValue(name).trim();
+  }
+
+  function drawChart() {
+    const canvas = el.chart;
+    const ratio = window.devicePixelRatio || 1;
+    const width = canvas.clientWidth;
+    const height = canvas.clientHeight;
+    if (!width || !height) return;
+    if (canvas.width !== Math.round(width * ratio) || canvas.height !== Math.round(height * ratio)) {
+      canvas.width = Math.round(width * ratio);
+      canvas.height = Math.round(height * ratio);
+    }
+    const ctx = canvas.getContext("2d");
+    ctx.setTransform(ratio, 0, 0, ratio, 0, 0);
+    ctx.clearRect(0, 0, width, height);
+
+    const data = state.stats || { seconds: [], transactions: [], alerts: [] };
+    const n = Math.max(2, data.seconds.length || STATS_SECONDS);
+    const left = 44;
+    const right = width - 8;
+    const top = 10;
+    const bottom = height - 24;
+    const peak = Math.max(1, ...data.transactions, ...data.alerts);
+    const yMax = niceCeiling(peak);
+    const x = (i) => left + ((right - left) * i) / (n - 1);
+    const y = (v) => bottom - ((bottom - top) * v) / yMax;
+
+    ctx.font = `11px ${cssColor("--font")}`;
+    ctx.lineWidth = 1;
+    ctx.textBaseline = "middle";
+    ctx.textAlign = "right";
+    for (let i = 0; i <= 4; i += 1) {
+      const value = (yMax * i) / 4;
+      const gy = Math.round(y(value)) + 0.5;
+      ctx.strokeStyle = cssColor("--grid");
+      ctx.beginPath();
+      ctx.moveTo(left, gy);
+      ctx.lineTo(right, gy);
+      ctx.stroke();
+      ctx.fillStyle = cssColor("--faint");
+      ctx.fillText(rate.format(value), left - 8, gy);
+    }
+    ctx.textAlign = "center";
+    ctx.textBaseline = "top";
+    for (let minutes = Math.floor((n - 1) / 60); minutes >= 0; minutes -= 1) {
+      const i = n - 1 - minutes * 60;
+      ctx.fillText(minutes ? `−${minutes} min` : "now", Math.min(x(i), right - 14), bottom + 8);
+    }
+
+    if (!data.seconds.length) return;
+    series(ctx, data.transactions, x, y, bottom, cssColor("--tx"));
+    series(ctx, data.alerts, x, y, bottom, cssColor("--alert"));
+  }
+
+  function series(ctx, values, x, y, bottom, color) {
+    const gradient = ctx.createLinearGradient(0, y(Math.max(...values, 0)), 0, bottom);
+    gradient.addColorStop(0, `${color}55`);
+    gradient.addColorStop(1, `${color}00`);
+    ctx.beginPath();
+    values.forEach((v, i) => (i ? ctx.lineTo(x(i), y(v)) : ctx.moveTo(x(i), y(v))));
+    ctx.lineTo(x(values.length - 1), bottom);
+    ctx.lineTo(x(0), bottom);
+    ctx.closePath();
+    ctx.fillStyle = gradient;
+    ctx.fill();
+
+    ctx.beginPath();
+    values.forEach((v, i) => (i ? ctx.lineTo(x(i), y(v)) : ctx.moveTo(x(i), y(v))));
+    ctx.strokeStyle = color;
+    ctx.lineWidth = 1.6;
+    ctx.lineJoin = "round";
+    ctx.stroke();
+
+    const last = values.length - 1;
+    ctx.beginPath();
+    ctx.arc(x(last), y(values[last]), 3, 0, 2 * Math.PI);
+    ctx.fillStyle = color;
+    ctx.fill();
+  }
+
+  // ---------------------------------------------------------------- user filter
+
+  function applyFilter(userId) {
+    state.userId = userId;
+    el.user.value = userId;
+    el.user.removeAttribute("aria-invalid");
+    const url = new URL(window.location.href);
+    if (userId) url.searchParams.set("userId", userId);
+    else url.searchParams.delete("userId");
+    history.replaceState(null, "", url);
+    subscribe();
+  }
+
+  el.filter.addEventListener("submit", (event) => {
+    event.preventDefault();
+    const userId = el.user.value.trim();
+    if (userId && !USER_ID.test(userId)) {
+      el.user.setAttribute("aria-invalid", "true");
+      el.user.title = "1-64 characters of A-Z a-z 0-9 _ . : @ -";
+      return;
+    }
+    applyFilter(userId);
+  });
+  el.clear.addEventListener("click", () => applyFilter(""));
+  el.feed.addEventListener("click", (event) => {
+    const link = event.target.closest(".user-link");
+    if (link && link.dataset.userId) applyFilter(link.dataset.userId);
+  });
+  el.pause.addEventListener("click", () => {
+    state.paused = !state.paused;
+    schedule();
+  });
+
+  new ResizeObserver(() => drawChart()).observe(el.chart);
+
+  const initialUser = new URLSearchParams(window.location.search).get("userId") || "";
+  state.userId = USER_ID.test(initialUser) ? initialUser : "";
+  el.user.value = state.userId;
+  subscribe();
+  pollStats();
+})();
