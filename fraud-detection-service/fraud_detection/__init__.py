@@ -1,0 +1,140 @@
+"""The fraud-detection-service: consumes transactions, evaluates the rules against
+per-user state in Redis, publishes alerts and records decisions.
+
+Served by gunicorn as ``gunicorn --config gunicorn.conf.py 'fraud_detection:create_app()'``;
+each worker runs one consumer of the group in a background thread (started by the
+hooks in `fraud_common.gunicorn_hooks`) and answers ``GET /health``.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import socket
+
+from flask import Flask, jsonify
+from flask.typing import ResponseReturnValue
+from werkzeug.exceptions import HTTPException
+
+from fraud_common.background import BackgroundThread, register
+from fraud_common.health import HealthCheck
+from fraud_common.kafka.config import consumer_config, producer_config
+from fraud_common.kafka.consumer_loop import ConsumerLoop
+from fraud_common.kafka.producer import AckingProducer
+from fraud_common.kafka.topics import contract_topics, ensure_topics
+from fraud_common.logging_setup import configure_logging
+from fraud_common.money import load_fx_rates
+from fraud_common.redis_client import connect
+from fraud_common.schemas import Transaction
+from fraud_common.settings import dlq_topic
+from fraud_detection import health
+from fraud_detection.geo import load_gazetteer
+from fraud_detection.handler import TransactionHandler
+from fraud_detection.rules import RuleSet
+from fraud_detection.settings import DetectorSettings
+from fraud_detection.state import UserState
+from fraud_detection.worker import DetectorWorker
+
+log = logging.getLogger(__name__)
+
+SERVICE = "fraud-detection-service"
+
+
+def create_app(settings: DetectorSettings | None = None) -> Flask:
+    settings = settings or DetectorSettings()  # from the environment
+    configure_logging(settings.log_level, service=SERVICE)
+    app = Flask(__name__)
+    app.config["SETTINGS"] = settings
+    client_id = f"{SERVICE}-{socket.gethostname()}-{os.getpid()}"
+
+    redis_client = connect(
+        settings.redis_url.get_secret_value(), socket_timeout=settings.redis_socket_timeout
+    )
+    producer = AckingProducer(
+        producer_config(
+            settings.kafka_bootstrap_servers,
+            client_id=client_id,
+            extra=settings.kafka_extra_config,
+        )
+    )
+    app.extensions["fraud_common.closers"] = [producer.close, redis_client.close]
+
+    rules = RuleSet.from_settings(settings)
+    gazetteer = functools.partial(load_gazetteer, settings.gazetteer_min_population)
+    handler = TransactionHandler(
+        rules=lambda: rules,
+        state=UserState(
+            redis_client,
+            late_allowance_ms=settings.late_event_allowance_seconds * 1000,
+            max_entries=settings.window_max_entries,
+            evaluation_ttl_seconds=settings.evaluation_ttl_seconds,
+            user_ttl_seconds=settings.user_state_ttl,
+        ),
+        redis_client=redis_client,
+        producer=producer,
+        alerts_topic=settings.alerts_topic,
+        fx_rates=load_fx_rates(settings.fx_rates_path),
+        gazetteer=gazetteer,
+        decision_ttl_seconds=settings.decision_ttl_seconds,
+        stats_ttl_seconds=settings.stats_ttl_seconds,
+        ack_timeout_seconds=settings.alert_ack_timeout_seconds,
+    )
+    loop: ConsumerLoop[Transaction] = ConsumerLoop(
+        consumer_config=consumer_config(
+            settings.kafka_bootstrap_servers,
+            group_id=settings.consumer_group,
+            client_id=client_id,
+            extra=settings.kafka_extra_config,
+        ),
+        topics=[settings.transactions_topic],
+        handler=handler,
+        producer=producer,
+        dlq_topic=dlq_topic,
+        max_batch=settings.consumer_batch_size,
+        poll_timeout=settings.consumer_poll_timeout_seconds,
+    )
+    topics = contract_topics(
+        settings.transactions_topic,
+        settings.alerts_topic,
+        transactions_partitions=settings.transactions_partitions,
+        alerts_partitions=settings.alerts_partitions,
+        replication_factor=settings.topic_replication_factor,
+    )
+    worker = DetectorWorker(
+        loop,
+        ensure_topics=lambda: ensure_topics(
+            settings.kafka_bootstrap_servers, topics, timeout=5.0, extra=settings.kafka_extra_config
+        ),
+        warm_up=gazetteer,
+    )
+    thread = BackgroundThread("fraud-detector", worker)
+    register(app, thread)
+
+    app.extensions[health.EXTENSION] = HealthCheck(
+        redis_client=redis_client,
+        producer=producer,
+        loops=health.loop_report(thread, loop.status, settings.consumer_stall_seconds),
+    )
+    app.register_blueprint(health.blueprint)
+    app.register_error_handler(HTTPException, _http_error)
+    app.register_error_handler(Exception, _internal_error)
+    return app
+
+
+def _http_error(error: HTTPException) -> ResponseReturnValue:
+    code = (error.name or "error").lower().replace(" ", "_")
+    body = {"error": {"code": code, "message": error.description or "", "details": []}}
+    response = jsonify(body)
+    response.status_code = error.code or 500
+    if error.code == 405 and error.response is None:
+        valid = getattr(error, "valid_methods", None)
+        if valid:
+            response.headers["Allow"] = ", ".join(valid)
+    return response
+
+
+def _internal_error(error: Exception) -> ResponseReturnValue:
+    log.error("unhandled error", exc_info=error)
+    body = {"error": {"code": "internal_error", "message": "internal error", "details": []}}
+    return jsonify(body), 500

@@ -1,0 +1,22 @@
+"""Fraud rules: one module per rule type (pure functions) and the `RuleSet` running them."""
+
+from fraud_detection.rules.base import (
+    EvaluationContext,
+    Finding,
+    Place,
+    PreviousTransaction,
+    RuleHit,
+)
+from fraud_detection.rules.ruleset import RULE_TYPES, RuleSet, RuleSpec, Verdict
+
+__all__ = [
+    "RULE_TYPES",
+    "EvaluationContext",
+    "Finding",
+    "Place",
+    "PreviousTransaction",
+    "RuleHit",
+    "RuleSet",
+    "RuleSpec",
+    "Verdict",
+]

@@ -1,0 +1,89 @@
+"""Location change: travel from the user's previous transaction that nobody can make.
+
+When both places have coordinates (explicit latitude/longitude, else the name resolved
+offline), the rule fires if the great-circle distance is at least ``min_distance_km``
+and the implied speed is above ``max_speed_kmh`` (two transactions at the same instant
+in distant places count as infinitely fast). When either place cannot be resolved, it
+fires if the place names differ (case and spacing ignored) and the transactions are at
+most ``name_window_seconds`` apart. The same place never fires.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from fraud_common.jsonutil import isoformat_utc
+from fraud_detection.geo import Coordinates, haversine_km, normalize_name
+from fraud_detection.rules.base import EvaluationContext, Finding
+
+ALERT_TYPE = "unusual_location_change_detected"
+
+
+@dataclass(frozen=True)
+class Params:
+    min_distance_km: float = 100.0
+    max_speed_kmh: float = 900.0
+    name_window_seconds: int = 3600
+
+
+def _coordinates(value: Coordinates | None) -> dict[str, float] | None:
+    if value is None:
+        return None
+    return {"latitude": value.latitude, "longitude": value.longitude}
+
+
+def evaluate(context: EvaluationContext, params: Params) -> Finding | None:
+    previous = context.previous
+    if previous is None:
+        return None
+    here, there = context.place, previous.place
+    elapsed = abs((context.transaction.timestamp - previous.event_time).total_seconds())
+    details: dict[str, object] = {
+        "previous_location": there.name,
+        "current_location": here.name,
+        "previous_timestamp": isoformat_utc(previous.event_time),
+        "previous_transaction_id": previous.transaction_id,
+        "elapsed_seconds": round(elapsed, 3),
+    }
+    if here.coordinates is not None and there.coordinates is not None:
+        distance = haversine_km(there.coordinates, here.coordinates)
+        speed = distance / (elapsed / 3600) if elapsed > 0 else None
+        impossible = distance >= params.min_distance_km and (
+            speed is None or speed > params.max_speed_kmh
+        )
+        if not impossible:
+            return None
+        details |= {
+            "method": "distance",
+            "distance_km": round(distance, 1),
+            "speed_kmh": None if speed is None else round(speed, 1),
+            "threshold_distance_km": params.min_distance_km,
+            "threshold_speed_kmh": params.max_speed_kmh,
+            "previous_coordinates": _coordinates(there.coordinates),
+            "current_coordinates": _coordinates(here.coordinates),
+        }
+        pace = "at the same instant" if speed is None else f"at {speed:,.0f} km/h"
+        return Finding(
+            details=details,
+            message=(
+                f"{there.name} -> {here.name}: {distance:,.0f} km in {elapsed:,.0f} s "
+                f"({pace}, above {params.max_speed_kmh:,.0f} km/h)"
+            ),
+        )
+    if normalize_name(here.name) == normalize_name(there.name):
+        return None
+    if elapsed > params.name_window_seconds:
+        return None
+    details |= {
+        "method": "name",
+        "threshold_time": params.name_window_seconds,
+        "unresolved": [p.name for p in (there, here) if p.coordinates is None],
+    }
+    return Finding(
+        details=details,
+        message=(
+            f"{there.name} -> {here.name} within {elapsed:,.0f} s "
+            f"(a place could not be located; different places within "
+            f"{params.name_window_seconds} s)"
+        ),
+    )

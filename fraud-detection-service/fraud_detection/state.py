@@ -1,0 +1,165 @@
+"""Per-user detection state in Redis, updated by one Lua script call per transaction.
+
+For each transaction the script (``scripts/record_transaction.lua``) adds it to the
+user's window, reads the recent event times and the previous transaction, stores that
+snapshot under the transaction's id and moves the user's "last" on. A second run for
+the same transaction id returns the stored snapshot and changes nothing, so a
+redelivered transaction is evaluated against exactly the state it first saw.
+
+A batch is one pipeline, in consumption order (a user's transactions share a
+partition, so their order holds), answered in one round trip.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from importlib import resources
+
+import redis
+from redis.exceptions import NoScriptError
+
+from fraud_common import keys
+from fraud_common.jsonutil import dumps
+from fraud_common.schemas import Transaction
+from fraud_detection.geo import Coordinates
+
+SCRIPT = (
+    resources.files("fraud_detection").joinpath("scripts/record_transaction.lua").read_text("utf-8")
+)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def epoch_ms(value: datetime) -> int:
+    """Milliseconds since the epoch, exact (integer arithmetic, no float round-off)."""
+    return (value - _EPOCH) // timedelta(milliseconds=1)
+
+
+@dataclass(frozen=True)
+class LastSeen:
+    """The user's previous transaction, as the state keeps it."""
+
+    transaction_id: str
+    location: str
+    coordinates: Coordinates | None
+    event_ms: int
+
+    def to_json(self) -> str:
+        lat, lon = (
+            (None, None)
+            if self.coordinates is None
+            else (self.coordinates.latitude, self.coordinates.longitude)
+        )
+        return dumps(
+            {
+                "transactionId": self.transaction_id,
+                "location": self.location,
+                "latitude": lat,
+                "longitude": lon,
+                "eventMs": self.event_ms,
+            }
+        )
+
+    @classmethod
+    def from_dict(cls, raw: dict) -> LastSeen:
+        lat, lon = raw.get("latitude"), raw.get("longitude")
+        return cls(
+            transaction_id=str(raw["transactionId"]),
+            location=str(raw["location"]),
+            coordinates=None if lat is None or lon is None else Coordinates(lat, lon),
+            event_ms=int(raw["eventMs"]),
+        )
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """The state one transaction was evaluated against."""
+
+    recent_event_ms: tuple[int, ...]  # newest first, this transaction included
+    previous: LastSeen | None
+    evaluated_at_ms: int
+    replayed: bool
+
+    @classmethod
+    def from_json(cls, text: str, *, replayed: bool) -> Snapshot:
+        raw = json.loads(text)
+        previous = raw.get("previous")
+        return cls(
+            recent_event_ms=tuple(int(t) for t in raw["recent"]),
+            previous=None if previous is None else LastSeen.from_dict(previous),
+            evaluated_at_ms=int(raw["evaluatedAtMs"]),
+            replayed=replayed,
+        )
+
+
+@dataclass(frozen=True)
+class StateEntry:
+    """What the state needs of one transaction: who, when, where."""
+
+    transaction: Transaction
+    coordinates: Coordinates | None
+
+
+class UserState:
+    """Records transactions in their users' state; see the module docstring."""
+
+    def __init__(
+        self,
+        client: redis.Redis,
+        *,
+        late_allowance_ms: int,
+        max_entries: int,
+        evaluation_ttl_seconds: int,
+        user_ttl_seconds: int,
+    ) -> None:
+        self._client = client
+        self._script = client.register_script(SCRIPT)
+        self._late_allowance_ms = late_allowance_ms
+        self._max_entries = max_entries
+        self._evaluation_ttl = evaluation_ttl_seconds
+        self._user_ttl = user_ttl_seconds
+
+    def record(
+        self, entries: Sequence[StateEntry], *, evaluated_at_ms: int, lookback_ms: int
+    ) -> list[Snapshot]:
+        """One snapshot per entry, in order; raises `redis.RedisError` (nothing is half
+        done that a retry would not redo identically)."""
+        if not entries:
+            return []
+        results = self._run(entries, evaluated_at_ms, lookback_ms)
+        if any(isinstance(r, NoScriptError) for r in results):
+            # Redis restarted or flushed its script cache: load once and run again
+            # (runs that did happen are replays now, so the answers are the same).
+            self._client.script_load(SCRIPT)
+            results = self._run(entries, evaluated_at_ms, lookback_ms)
+        for result in results:
+            if isinstance(result, Exception):
+                raise result
+        return [Snapshot.from_json(text, replayed=bool(int(flag))) for flag, text in results]
+
+    def _run(self, entries: Sequence[StateEntry], evaluated_at_ms: int, lookback_ms: int) -> list:
+        pipe = self._client.pipeline(transaction=False)
+        retain_ms = lookback_ms + self._late_allowance_ms
+        for entry in entries:
+            txn = entry.transaction
+            event_ms = epoch_ms(txn.timestamp)
+            last = LastSeen(txn.transactionId, txn.location, entry.coordinates, event_ms)
+            pipe.evalsha(
+                self._script.sha,
+                3,
+                keys.user_window(txn.userId),
+                keys.user_last_seen(txn.userId),
+                keys.user_evaluation(txn.userId, txn.transactionId),
+                txn.transactionId,
+                event_ms,
+                last.to_json(),
+                evaluated_at_ms,
+                lookback_ms,
+                retain_ms,
+                self._max_entries,
+                self._evaluation_ttl,
+                self._user_ttl,
+            )
+        return pipe.execute(raise_on_error=False)
