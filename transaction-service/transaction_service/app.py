@@ -1,0 +1,90 @@
+"""The Flask application factory: settings, clients and blueprints, built once per worker."""
+
+from __future__ import annotations
+
+import logging
+
+from confluent_kafka import KafkaException
+from flask import Flask
+
+from fraud_common.health import HealthCheck
+from fraud_common.kafka.config import producer_config
+from fraud_common.kafka.producer import AckingProducer
+from fraud_common.kafka.topics import contract_topics, ensure_topics
+from fraud_common.logging_setup import configure_logging
+from fraud_common.redis_client import connect
+from transaction_service import health, openapi, transactions
+from transaction_service.api_keys import ApiKeys
+from transaction_service.context import ServiceContext
+from transaction_service.errors import register_error_handlers
+from transaction_service.idempotency import IdempotencyStore
+from transaction_service.publishing import Publisher
+from transaction_service.settings import TransactionServiceSettings
+
+log = logging.getLogger(__name__)
+
+CLOSERS = "fraud_common.closers"
+
+
+def create_app(settings: TransactionServiceSettings | None = None) -> Flask:
+    settings = settings or TransactionServiceSettings()
+    configure_logging(settings.log_level, service="transaction-service")
+    app = Flask(__name__)
+
+    redis_client = connect(
+        settings.redis_url.get_secret_value(), socket_timeout=settings.redis_socket_timeout
+    )
+    producer = AckingProducer(
+        producer_config(
+            settings.kafka_bootstrap_servers,
+            client_id="transaction-service",
+            delivery_timeout_ms=settings.delivery_timeout_ms,
+            extra=settings.kafka_extra_config,
+        )
+    )
+    app.extensions[CLOSERS] = [producer.close, redis_client.close]
+    _ensure_topics(settings)
+
+    ServiceContext(
+        settings=settings,
+        redis=redis_client,
+        publisher=Publisher(
+            redis_client,
+            producer,
+            topic=settings.transactions_topic,
+            record_ttl_seconds=settings.transaction_ttl_seconds,
+            publish_timeout_seconds=settings.publish_timeout_seconds,
+        ),
+        idempotency=IdempotencyStore(
+            redis_client,
+            ttl_seconds=settings.idempotency_ttl_seconds,
+            in_flight_seconds=settings.idempotency_in_flight_seconds,
+        ),
+        api_keys=ApiKeys(settings.api_keys),
+        health=HealthCheck(redis_client=redis_client, producer=producer),
+        openapi_document=openapi.document_text(settings),
+    ).install(app)
+
+    register_error_handlers(app)
+    app.register_blueprint(transactions.bp)
+    app.register_blueprint(health.bp)
+    app.register_blueprint(openapi.bp)
+    return app
+
+
+def _ensure_topics(settings: TransactionServiceSettings) -> None:
+    """Create the contract's topics if missing; a broker that is down is only a warning
+    (publishing answers 503 until it is back, and health says so)."""
+    specs = contract_topics(
+        settings.transactions_topic,
+        settings.alerts_topic,
+        transactions_partitions=settings.transactions_partitions,
+        alerts_partitions=settings.alerts_partitions,
+        replication_factor=settings.topic_replication_factor,
+    )
+    try:
+        ensure_topics(
+            settings.kafka_bootstrap_servers, specs, timeout=5.0, extra=settings.kafka_extra_config
+        )
+    except (KafkaException, TimeoutError):
+        log.warning("could not ensure topics; the broker may not be up yet", exc_info=True)

@@ -1,0 +1,145 @@
+"""``Idempotency-Key``: the first response to a key is kept in Redis and replayed.
+
+One Redis key per idempotency key (`fraud_common.keys.idempotency`) holds either an
+in-flight marker or the finished response, each with the fingerprint of the request
+that claimed it:
+
+- claim: ``SET NX GET`` of an in-flight marker (short TTL, so the key frees itself if
+  the worker holding it dies); the previous value, if any, decides: same fingerprint
+  and finished -> replay, same fingerprint in flight -> 409, other fingerprint -> 422;
+- complete: the marker is replaced by the response (24 h), only by its owner;
+- release: a failed request deletes its own marker, so the client can retry.
+
+All state is in Redis, so this holds across gunicorn workers and service replicas.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+import redis
+
+from fraud_common import keys
+from transaction_service.errors import ApiError
+
+MAX_KEY_LENGTH = 255
+HEADER = "Idempotency-Key"
+REPLAYED_HEADER = "Idempotent-Replayed"
+
+# Replace/delete the record only while it still holds the caller's own marker.
+_COMPLETE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])
+end
+return false
+"""
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+"""
+
+
+@dataclass(frozen=True)
+class StoredResponse:
+    status: int
+    body: str
+    location: str | None = None
+
+
+@dataclass(frozen=True)
+class Claim:
+    """Ownership of a key while its request runs (the exact marker string written)."""
+
+    key: str
+    marker: str
+
+
+def validate_key(value: str | None) -> str | None:
+    """The header's value, or None when absent; `ApiError` 400 when empty or too long."""
+    if value is None:
+        return None
+    if not value.strip() or len(value) > MAX_KEY_LENGTH:
+        raise ApiError(
+            400,
+            "validation_error",
+            "the request is not valid",
+            [{"field": HEADER, "message": f"must be 1-{MAX_KEY_LENGTH} characters"}],
+        )
+    return value
+
+
+def _canonical_default(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return format(value, "f")
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+def fingerprint(path: str, body: Any) -> str:
+    """sha256 of the endpoint and the body in canonical form (sorted keys, compact)."""
+    canonical = json.dumps(
+        body,
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=False,
+        default=_canonical_default,
+    )
+    return hashlib.sha256(f"{path}\n{canonical}".encode()).hexdigest()
+
+
+class IdempotencyStore:
+    def __init__(self, client: redis.Redis, *, ttl_seconds: int, in_flight_seconds: int) -> None:
+        self._redis = client
+        self._ttl = ttl_seconds
+        self._in_flight = in_flight_seconds
+        self._complete = client.register_script(_COMPLETE)
+        self._release = client.register_script(_RELEASE)
+
+    def claim(self, key: str, request_fingerprint: str) -> Claim | StoredResponse:
+        """Claim ``key`` for this request, or return the response to replay.
+
+        Raises `ApiError` 422 (key used with another request) or 409 (still in flight),
+        and `redis.RedisError` when Redis is away.
+        """
+        name = keys.idempotency(key)
+        marker = json.dumps(
+            {"state": "in_flight", "fingerprint": request_fingerprint, "owner": uuid.uuid4().hex}
+        )
+        previous = self._redis.set(name, marker, nx=True, ex=self._in_flight, get=True)
+        if previous is None:
+            return Claim(name, marker)
+        record = json.loads(str(previous))
+        if record.get("fingerprint") != request_fingerprint:
+            raise ApiError(
+                422,
+                "idempotency_key_mismatch",
+                "this Idempotency-Key was used with a different request",
+                [{"field": HEADER, "message": "already used with a different request body"}],
+            )
+        if record.get("state") != "done":
+            raise ApiError(
+                409,
+                "idempotency_key_in_flight",
+                "a request with this Idempotency-Key is still being processed; retry shortly",
+                [{"field": HEADER, "message": "a request with this key is in flight"}],
+                headers={"Retry-After": "1"},
+            )
+        return StoredResponse(int(record["status"]), str(record["body"]), record.get("location"))
+
+    def complete(self, claim: Claim, response: StoredResponse) -> None:
+        """Keep ``response`` as the answer to the key (raises `redis.RedisError`)."""
+        record = json.loads(claim.marker)
+        record.update(
+            state="done", status=response.status, body=response.body, location=response.location
+        )
+        self._complete(keys=[claim.key], args=[claim.marker, json.dumps(record), self._ttl])
+
+    def release(self, claim: Claim) -> None:
+        """Free the key after a failed request (raises `redis.RedisError`)."""
+        self._release(keys=[claim.key], args=[claim.marker])

@@ -1,0 +1,393 @@
+"""The OpenAPI 3.1 document of the service, served at ``GET /api/v1/openapi.json``.
+
+Written by hand next to the code it describes and kept true by tests that validate real
+responses against it (and by schemathesis fuzzing the running service from it).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, Response
+
+from fraud_common.jsonutil import dumps
+from fraud_common.money import load_fx_rates
+from fraud_common.schemas import USER_ID_PATTERN
+from transaction_service.api_keys import HEADER as API_KEY_HEADER
+from transaction_service.context import current
+from transaction_service.errors import json_response
+from transaction_service.idempotency import HEADER as IDEMPOTENCY_HEADER
+from transaction_service.idempotency import MAX_KEY_LENGTH, REPLAYED_HEADER
+from transaction_service.settings import TransactionServiceSettings
+
+bp = Blueprint("openapi", __name__, url_prefix="/api/v1")
+
+_NUMERIC_STRING = r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$"
+_MAX_AMOUNT = 10**12
+
+
+@bp.get("/openapi.json")
+def openapi_json() -> Response:
+    return json_response(current().openapi_document)
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _json(schema: dict[str, Any], description: str, headers: dict[str, Any] | None = None) -> Any:
+    response: dict[str, Any] = {
+        "description": description,
+        "content": {"application/json": {"schema": schema}},
+    }
+    if headers:
+        response["headers"] = headers
+    return response
+
+
+def _error_ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/responses/{name}"}
+
+
+def _schemas(settings: TransactionServiceSettings) -> dict[str, Any]:
+    currencies = sorted(load_fx_rates(settings.fx_rates_path).usd_per_unit)
+    user_id = {"type": "string", "pattern": USER_ID_PATTERN, "minLength": 1, "maxLength": 64}
+    location = {"type": "string", "minLength": 1, "maxLength": 128}
+    latitude = {"type": "number", "minimum": -90, "maximum": 90}
+    longitude = {"type": "number", "minimum": -180, "maximum": 180}
+    time_text = {"type": "string", "format": "date-time"}
+    stored: dict[str, Any] = {
+        "transactionId": {"type": "string", "minLength": 1, "maxLength": 64},
+        "userId": user_id,
+        "amount": {
+            "type": "string",
+            "pattern": r"^\d+(\.\d+)?$",
+            "description": "exact decimal, as a string",
+        },
+        "currency": {"type": "string", "pattern": "^[A-Z]{3}$"},
+        "location": location,
+        "latitude": latitude,
+        "longitude": longitude,
+        "timestamp": {**time_text, "description": "event time, UTC"},
+        "receivedAt": {**time_text, "description": "when the service received it, UTC"},
+    }
+    stored_required = [
+        "transactionId",
+        "userId",
+        "amount",
+        "currency",
+        "location",
+        "timestamp",
+        "receivedAt",
+    ]
+    decision_alert = {
+        "type": "object",
+        "required": ["alertId", "alertType", "severity"],
+        "properties": {
+            "alertId": {"type": "string"},
+            "alertType": {"type": "string"},
+            "severity": {"type": "string"},
+            "message": {"type": "string"},
+        },
+    }
+    return {
+        "TransactionRequest": {
+            "type": "object",
+            "description": "A transaction to submit. Unknown fields are an error.",
+            "required": ["userId", "amount", "currency", "location"],
+            "additionalProperties": False,
+            "dependentRequired": {"latitude": ["longitude"], "longitude": ["latitude"]},
+            "properties": {
+                "userId": {**user_id, "description": "1-64 chars of A-Z a-z 0-9 _ . : @ -"},
+                "amount": {
+                    "description": "> 0 and <= 1e12, finite, at most 18 decimal places; "
+                    "kept exactly",
+                    "anyOf": [
+                        {"type": "number", "exclusiveMinimum": 0, "maximum": _MAX_AMOUNT},
+                        {"type": "string", "pattern": _NUMERIC_STRING, "maxLength": 64},
+                    ],
+                },
+                "currency": {
+                    "type": "string",
+                    "pattern": "^[A-Za-z]{3}$",
+                    "description": "ISO 4217 code, case-insensitive; supported: "
+                    + ", ".join(currencies),
+                },
+                "location": {**location, "description": "place name, e.g. New York"},
+                "latitude": latitude,
+                "longitude": longitude,
+                "timestamp": {
+                    "description": "event time: ISO 8601 with offset, or epoch seconds; "
+                    "at most 5 minutes in the future; default: time received",
+                    "anyOf": [time_text, {"type": "number"}],
+                },
+            },
+        },
+        "Transaction": {
+            "type": "object",
+            "required": stored_required,
+            "additionalProperties": False,
+            "properties": stored,
+        },
+        "TransactionView": {
+            "type": "object",
+            "description": "A stored transaction with the detector's decision, if any.",
+            "required": [*stored_required, "status", "riskScore", "alerts", "evaluatedAt"],
+            "additionalProperties": False,
+            "properties": {
+                **stored,
+                "status": {
+                    "type": "string",
+                    "description": "pending until evaluated, then the decision "
+                    "(approve, review, decline)",
+                },
+                "riskScore": {"type": ["integer", "null"], "minimum": 0, "maximum": 100},
+                "alerts": {"type": "array", "items": decision_alert},
+                "evaluatedAt": {"anyOf": [time_text, {"type": "null"}]},
+            },
+        },
+        "Created": {
+            "type": "object",
+            "required": ["status", "transactionId", "transaction"],
+            "additionalProperties": False,
+            "properties": {
+                "status": {"const": "success"},
+                "transactionId": {"type": "string"},
+                "transaction": _ref("Transaction"),
+            },
+        },
+        "BatchRequest": {
+            "type": "object",
+            "required": ["transactions"],
+            "additionalProperties": False,
+            "properties": {
+                "transactions": {
+                    "type": "array",
+                    "minItems": 1,
+                    "maxItems": settings.max_batch_items,
+                    "items": _ref("TransactionRequest"),
+                }
+            },
+        },
+        "BatchCreated": {
+            "type": "object",
+            "required": ["status", "transactionIds", "count"],
+            "additionalProperties": False,
+            "properties": {
+                "status": {"const": "success"},
+                "transactionIds": {
+                    "type": "array",
+                    "items": {"type": "string"},
+                    "description": "in the order of the request",
+                },
+                "count": {"type": "integer", "minimum": 1},
+            },
+        },
+        "Health": {
+            "type": "object",
+            "required": ["status", "redis", "kafka"],
+            "properties": {
+                "status": {"enum": ["healthy", "unhealthy"]},
+                "redis": {"type": "string", "description": "connected, disconnected or error"},
+                "kafka": {"type": "string", "description": "connected or disconnected"},
+            },
+        },
+        "Error": {
+            "type": "object",
+            "required": ["error"],
+            "additionalProperties": False,
+            "properties": {
+                "error": {
+                    "type": "object",
+                    "required": ["code", "message", "details"],
+                    "additionalProperties": False,
+                    "properties": {
+                        "code": {"type": "string"},
+                        "message": {"type": "string"},
+                        "details": {
+                            "type": "array",
+                            "items": {
+                                "type": "object",
+                                "required": ["field", "message"],
+                                "additionalProperties": False,
+                                "properties": {
+                                    "field": {"type": "string"},
+                                    "message": {"type": "string"},
+                                },
+                            },
+                        },
+                    },
+                }
+            },
+        },
+    }
+
+
+_RETRY_AFTER = {
+    "Retry-After": {"description": "seconds to wait before retrying", "schema": {"type": "string"}}
+}
+
+
+def _responses() -> dict[str, Any]:
+    error = _ref("Error")
+    return {
+        "BadRequest": _json(error, "validation_error (details name each field) or invalid_json"),
+        "Unauthorized": _json(error, "unauthorized: missing or wrong X-API-Key"),
+        "NotFound": _json(error, "not_found"),
+        "InFlight": _json(
+            error,
+            "idempotency_key_in_flight: a request with this key is still running",
+            _RETRY_AFTER,
+        ),
+        "TooLarge": _json(error, "payload_too_large"),
+        "UnsupportedMediaType": _json(error, "unsupported_media_type: not application/json"),
+        "KeyMismatch": _json(
+            error, "idempotency_key_mismatch: the key was used with a different request"
+        ),
+        "Unavailable": _json(
+            error,
+            "service_unavailable: Redis or the broker is away; nothing was accepted",
+            _RETRY_AFTER,
+        ),
+    }
+
+
+def build_document(settings: TransactionServiceSettings) -> dict[str, Any]:
+    idempotency_key = {
+        "name": IDEMPOTENCY_HEADER,
+        "in": "header",
+        "required": False,
+        "description": "Repeat with the same key and body: the first response, nothing "
+        "published twice (24 h). Same key, other body: 422. Still in flight: 409.",
+        "schema": {"type": "string", "minLength": 1, "maxLength": MAX_KEY_LENGTH},
+    }
+    replayed = {
+        REPLAYED_HEADER: {
+            "description": "true when this is the stored response to an Idempotency-Key",
+            "schema": {"type": "string"},
+        }
+    }
+    security: list[dict[str, list[str]]] = [{"apiKey": []}, {}]
+    submit_errors = {
+        "400": _error_ref("BadRequest"),
+        "401": _error_ref("Unauthorized"),
+        "409": _error_ref("InFlight"),
+        "413": _error_ref("TooLarge"),
+        "415": _error_ref("UnsupportedMediaType"),
+        "422": _error_ref("KeyMismatch"),
+        "503": _error_ref("Unavailable"),
+    }
+    max_body = settings.max_body_bytes
+    max_batch = settings.max_batch_bytes
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "transaction-service",
+            "version": "1.0.0",
+            "description": "Accepts financial transactions for fraud detection. A 201 means "
+            "the transaction is durably on the transactions topic.",
+        },
+        "paths": {
+            "/api/v1/transactions": {
+                "post": {
+                    "operationId": "createTransaction",
+                    "summary": f"Submit one transaction (body at most {max_body} bytes)",
+                    "security": security,
+                    "parameters": [idempotency_key],
+                    "requestBody": {
+                        "required": True,
+                        "content": {"application/json": {"schema": _ref("TransactionRequest")}},
+                    },
+                    "responses": {
+                        "201": _json(
+                            _ref("Created"),
+                            "accepted: acknowledged by the broker",
+                            {
+                                "Location": {
+                                    "description": "/api/v1/transactions/{transactionId}",
+                                    "required": True,
+                                    "schema": {"type": "string"},
+                                },
+                                **replayed,
+                            },
+                        ),
+                        **submit_errors,
+                    },
+                }
+            },
+            "/api/v1/transactions/batch": {
+                "post": {
+                    "operationId": "createTransactionBatch",
+                    "summary": f"Submit 1-{settings.max_batch_items} transactions, validated "
+                    f"all-or-nothing (body at most {max_batch} bytes)",
+                    "security": security,
+                    "parameters": [idempotency_key],
+                    "requestBody": {
+                        "required": True,
+                        "content": {"application/json": {"schema": _ref("BatchRequest")}},
+                    },
+                    "responses": {
+                        "201": _json(
+                            _ref("BatchCreated"), "all acknowledged by the broker", replayed
+                        ),
+                        **submit_errors,
+                    },
+                }
+            },
+            "/api/v1/transactions/{transactionId}": {
+                "get": {
+                    "operationId": "getTransaction",
+                    "summary": "A stored transaction with its status, risk score and alerts",
+                    "security": security,
+                    "parameters": [
+                        {
+                            "name": "transactionId",
+                            "in": "path",
+                            "required": True,
+                            "schema": {"type": "string"},
+                        }
+                    ],
+                    "responses": {
+                        "200": _json(_ref("TransactionView"), "the transaction"),
+                        "401": _error_ref("Unauthorized"),
+                        "404": _error_ref("NotFound"),
+                        "503": _error_ref("Unavailable"),
+                    },
+                }
+            },
+            "/api/v1/health": {
+                "get": {
+                    "operationId": "health",
+                    "summary": "Redis and Kafka reachable",
+                    "responses": {
+                        "200": _json(_ref("Health"), "healthy"),
+                        "503": _json(_ref("Health"), "unhealthy: names what is down"),
+                    },
+                }
+            },
+            "/api/v1/openapi.json": {
+                "get": {
+                    "operationId": "openapi",
+                    "summary": "This document",
+                    "responses": {"200": _json({"type": "object"}, "OpenAPI 3.1 document")},
+                }
+            },
+        },
+        "components": {
+            "schemas": _schemas(settings),
+            "responses": _responses(),
+            "securitySchemes": {
+                "apiKey": {
+                    "type": "apiKey",
+                    "in": "header",
+                    "name": API_KEY_HEADER,
+                    "description": "Required on /api/v1/transactions* when the service runs "
+                    "with API_KEYS; health and this document stay open.",
+                }
+            },
+        },
+    }
+
+
+def document_text(settings: TransactionServiceSettings) -> str:
+    return dumps(build_document(settings))

@@ -1,0 +1,174 @@
+"""``/api/v1/transactions``: submit one, submit a batch, read one with its decision."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+import redis
+from flask import Blueprint, Response, request
+
+from fraud_common import keys
+from fraud_common.jsonutil import dumps
+from fraud_common.schemas import Decision, FieldProblem, Transaction
+from transaction_service import idempotency
+from transaction_service.api_keys import HEADER as API_KEY_HEADER
+from transaction_service.context import ServiceContext, current
+from transaction_service.errors import ApiError, json_response, unavailable, validation_error
+from transaction_service.publishing import PublishFailed, StorageUnavailable
+from transaction_service.request_body import read_json_body
+from transaction_service.validation import parse_batch, parse_transaction, transaction_id_for
+
+log = logging.getLogger(__name__)
+
+MAX_ID_LENGTH = 64
+
+bp = Blueprint("transactions", __name__, url_prefix="/api/v1/transactions")
+
+
+@bp.before_request
+def _authenticate() -> None:
+    if not current().api_keys.allows(request.headers.get(API_KEY_HEADER)):
+        raise ApiError(
+            401,
+            "unauthorized",
+            f"a valid {API_KEY_HEADER} header is required",
+            headers={"WWW-Authenticate": API_KEY_HEADER},
+        )
+
+
+@bp.post("")
+def create() -> Response:
+    context = current()
+    key = idempotency.validate_key(request.headers.get(idempotency.HEADER))
+    body = read_json_body(context.settings.max_body_bytes)
+    try:
+        transaction = parse_transaction(
+            body,
+            received_at=datetime.now(UTC),
+            transaction_id=transaction_id_for(key),
+            fx_rates_path=context.settings.fx_rates_path,
+        )
+    except FieldProblem as problem:
+        raise validation_error(problem.details) from None
+
+    def accept() -> Response:
+        payload = transaction.to_json()
+        _accept(context, [transaction], [payload])
+        location = f"{bp.url_prefix}/{transaction.transactionId}"
+        body = (
+            f'{{"status":"success","transactionId":"{transaction.transactionId}",'
+            f'"transaction":{payload}}}'
+        )
+        return json_response(body, 201, {"Location": location})
+
+    return _once(context, key, body, accept)
+
+
+@bp.post("/batch")
+def create_batch() -> Response:
+    context = current()
+    settings = context.settings
+    key = idempotency.validate_key(request.headers.get(idempotency.HEADER))
+    body = read_json_body(settings.max_batch_bytes)
+    try:
+        transactions = parse_batch(
+            body,
+            max_items=settings.max_batch_items,
+            received_at=datetime.now(UTC),
+            idempotency_key=key,
+            fx_rates_path=settings.fx_rates_path,
+        )
+    except FieldProblem as problem:
+        raise validation_error(problem.details) from None
+
+    def accept() -> Response:
+        _accept(context, transactions, [t.to_json() for t in transactions])
+        ids = [t.transactionId for t in transactions]
+        return json_response({"status": "success", "transactionIds": ids, "count": len(ids)}, 201)
+
+    return _once(context, key, body, accept)
+
+
+@bp.get("/<transaction_id>")
+def read(transaction_id: str) -> Response:
+    if len(transaction_id) > MAX_ID_LENGTH:
+        raise ApiError(404, "not_found", "no such transaction")
+    try:
+        record, decision = current().redis.mget(
+            keys.transaction(transaction_id), keys.decision(transaction_id)
+        )
+    except redis.RedisError:
+        log.warning("could not read a transaction", exc_info=True)
+        raise unavailable("storage is unavailable; retry shortly") from None
+    if record is None:
+        raise ApiError(404, "not_found", f"no transaction {transaction_id}")
+    view = json.loads(record)
+    if decision is None:
+        view.update(status="pending", riskScore=None, alerts=[], evaluatedAt=None)
+    else:
+        verdict = Decision.model_validate_json(decision)
+        view.update(
+            status=verdict.status,
+            riskScore=verdict.riskScore,
+            alerts=[a.model_dump(mode="json") for a in verdict.alerts],
+            evaluatedAt=verdict.model_dump(mode="json")["evaluatedAt"],
+        )
+    return json_response(dumps(view))
+
+
+def _accept(context: ServiceContext, transactions: list[Transaction], payloads: list[str]) -> None:
+    try:
+        context.publisher.accept(transactions, payloads)
+    except StorageUnavailable:
+        raise unavailable("storage is unavailable; nothing was accepted") from None
+    except PublishFailed as failure:
+        if failure.total == 1:
+            raise unavailable("the broker did not acknowledge; nothing was accepted") from None
+        error = unavailable(
+            f"{len(failure.failed)} of {failure.total} transactions were not acknowledged by "
+            "the broker; resend the whole batch (with the same Idempotency-Key a retry is "
+            "safe: the acknowledged ones keep their transactionIds and are evaluated once)"
+        )
+        error.details = [
+            {"field": f"transactions[{i}]", "message": "not acknowledged"} for i in failure.failed
+        ]
+        raise error from None
+
+
+def _once(
+    context: ServiceContext, key: str | None, body: object, accept: Callable[[], Response]
+) -> Response:
+    """Run ``accept`` at most once per Idempotency-Key; replay its first response."""
+    if key is None:
+        return accept()
+    store = context.idempotency
+    try:
+        claim = store.claim(key, idempotency.fingerprint(request.path, body))
+    except redis.RedisError:
+        log.warning("could not claim an idempotency key", exc_info=True)
+        raise unavailable("storage is unavailable; nothing was accepted") from None
+    if isinstance(claim, idempotency.StoredResponse):
+        headers = {idempotency.REPLAYED_HEADER: "true"}
+        if claim.location:
+            headers["Location"] = claim.location
+        return json_response(claim.body, claim.status, headers)
+    try:
+        response = accept()
+    except BaseException:
+        try:
+            store.release(claim)
+        except redis.RedisError:
+            log.warning("could not release an idempotency key", exc_info=True)
+        raise
+    stored = idempotency.StoredResponse(
+        response.status_code, response.get_data(as_text=True), response.headers.get("Location")
+    )
+    try:
+        store.complete(claim, stored)
+    except redis.RedisError:
+        # Accepted all the same; the marker expires and a retry republishes the same id.
+        log.warning("could not keep the response of an idempotency key", exc_info=True)
+    return response
