@@ -425,13 +425,14 @@
     drawChart();
   }
 
-  function niceCeiling(value) {
-    if (value <= 5) return 5;
-    const magnitude = 10 ** Math.floor(Math.log10(value));
-    for (const step of [1, 2, 2.5, 5, 10]) {
-      if (step * magnitude >= value) return step * magnitude;
-    }
-    return 10 * magnitude;
+  // Gridlines at a round step (1, 2, 2.5 or 5 times a power of ten, at least 1), about
+  // five of them, the top one just above the highest point.
+  function yScale(peak) {
+    const target = (peak * 1.05) / 5;
+    const magnitude = 10 ** Math.floor(Math.log10(Math.max(target, 1e-9)));
+    const step = Math.max(1, [1, 2, 2.5, 5, 10].map((m) => m * magnitude).find((s) => s >= target));
+    const ticks = Math.max(2, Math.ceil((peak * 1.05) / step));
+    return { step, max: step * ticks, ticks };
   }
 
   function cssColor(name) {
@@ -458,8 +459,8 @@
     const right = width - 8;
     const top = 10;
     const bottom = height - 24;
-    const peak = Math.max(1, ...data.transactions, ...data.alerts);
-    const yMax = niceCeiling(peak);
+    const scale = yScale(Math.max(1, ...data.transactions, ...data.alerts));
+    const yMax = scale.max;
     const x = (i) => left + ((right - left) * i) / (n - 1);
     const y = (v) => bottom - ((bottom - top) * v) / yMax;
 
@@ -467,8 +468,8 @@
     ctx.lineWidth = 1;
     ctx.textBaseline = "middle";
     ctx.textAlign = "right";
-    for (let i = 0; i <= 4; i += 1) {
-      const value = (yMax * i) / 4;
+    for (let i = 0; i <= scale.ticks; i += 1) {
+      const value = scale.step * i;
       const gy = Math.round(y(value)) + 0.5;
       ctx.strokeStyle = cssColor("--grid");
       ctx.beginPath();
@@ -480,9 +481,11 @@
     }
     ctx.textAlign = "center";
     ctx.textBaseline = "top";
-    for (let minutes = Math.floor((n - 1) / 60); minutes >= 0; minutes -= 1) {
-      const i = n - 1 - minutes * 60;
-      ctx.fillText(minutes ? `−${minutes} min` : "now", Math.min(x(i), right - 14), bottom + 8);
+    for (let minutes = Math.round(n / 60); minutes >= 0; minutes -= 1) {
+      const i = Math.max(0, n - 1 - minutes * 60);
+      const label = minutes ? `−${minutes} min` : "now";
+      const half = ctx.measureText(label).width / 2;
+      ctx.fillText(label, Math.min(Math.max(x(i), left + half), right - half), bottom + 8);
     }
 
     if (!data.seconds.length) return;
