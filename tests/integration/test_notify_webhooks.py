@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -15,6 +16,7 @@ from fraud_common.redis_client import connect
 from tests.conftest import TopicNames
 from tests.support.kafka_reading import read_topic
 from tests.support.notify_support import (
+    FAST_TUNING,
     SECRET,
     Plan,
     SmtpSink,
@@ -219,3 +221,27 @@ def test_channel_keeps_going_when_redis_is_briefly_away(kafka_bootstrap: str) ->
             wait_until(lambda: worker.stats.state == "running", "the worker recovered")
         client.close()
     assert [r.headers["X-Alert-Id"] for r in receiver.all()] == [before.alertId, after.alertId]
+
+
+def test_a_stopping_worker_hands_the_alerts_in_hand_back(
+    client: redis.Redis, redis_url: str, kafka_bootstrap: str
+) -> None:
+    alerts = [make_alert(f"user-{i}") for i in range(5)]
+    with WebhookReceiver(Plan(delay=0.3)) as receiver, dlq_producer(kafka_bootstrap) as producer:
+        settings = notify_settings(redis_url, kafka_bootstrap, webhook_urls=[receiver.url])
+        # Take-over of abandoned entries is out of reach here: what the second worker
+        # gets, it gets because the first one handed it back.
+        slow_claim = replace(FAST_TUNING, claim_idle_seconds=600)
+        first = start_channels(settings, client, producer, slow_claim)
+        with first:
+            publish(client, *alerts)  # one batch in the first worker's hands
+            wait_until(lambda: len(receiver.all()) >= 1, "the first delivery started")
+        (stopped,) = first.workers
+        assert stopped.stats.delivered < len(alerts)
+        with start_channels(settings, client, producer, slow_claim) as second:
+            wait_until(lambda: len(receiver.successes()) == len(alerts), "the rest delivered")
+            wait_until(lambda: pending(client, second.workers[0]) == 0, "all acknowledged")
+
+    delivered = [r.headers["X-Alert-Id"] for r in receiver.successes()]
+    assert sorted(delivered) == sorted(a.alertId for a in alerts)
+    assert second.workers[0].stats.delivered == len(alerts) - stopped.stats.delivered

@@ -1,0 +1,76 @@
+"""The verification snippets of docs/webhooks.md work against the service's signatures."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from alert_service.notify import signature_header, verify_signature
+from tests.support.notify_support import WebhookReceiver
+
+DOC = Path(__file__).resolve().parents[2] / "docs" / "webhooks.md"
+SECRET = "whsec_docs"
+BODY = b'{"alertId":"a1","transaction":{"userId":"u123","amount":"25000"}}'
+
+
+def _blocks(language: str) -> list[str]:
+    return re.findall(rf"```{language}\n(.*?)```", DOC.read_text(), flags=re.DOTALL)
+
+
+def test_python_snippet_verifies_and_refuses() -> None:
+    namespace: dict[str, Any] = {}
+    exec(_blocks("python")[0], namespace)  # noqa: S102 - our own documentation
+    verify = namespace["verify_signature"]
+    header = signature_header(SECRET, BODY)
+    assert verify(SECRET, header, BODY)
+    assert not verify(SECRET, header, BODY.replace(b"25000", b"95000"))
+    assert not verify("wrong", header, BODY)
+    assert not verify(SECRET, signature_header(SECRET, BODY, int(time.time()) - 301), BODY)
+    assert not verify(SECRET, "garbage", BODY)
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl is not installed")
+@pytest.mark.parametrize(("body", "verdict"), [(BODY, "signature valid"), (b"{}", "INVALID")])
+def test_shell_snippet_verifies_and_refuses(tmp_path: Path, body: bytes, verdict: str) -> None:
+    (tmp_path / "body.json").write_bytes(body)
+    result = subprocess.run(
+        ["bash", "-c", _blocks("sh")[0]],
+        cwd=tmp_path,
+        env={
+            "PATH": "/usr/bin:/bin",
+            "WEBHOOK_SECRET": SECRET,
+            "header": signature_header(SECRET, BODY),
+        },
+        capture_output=True,
+        text=True,
+        timeout=10,
+        check=True,
+    )
+    assert verdict in result.stdout
+
+
+@pytest.mark.skipif(
+    shutil.which("openssl") is None or shutil.which("curl") is None,
+    reason="openssl or curl is not installed",
+)
+def test_shell_test_request_is_correctly_signed() -> None:
+    script = _blocks("sh")[1]
+    assert "http://localhost:8000/hooks/alerts" in script
+    with WebhookReceiver() as receiver:
+        url = receiver.url.split("?")[0]
+        subprocess.run(
+            ["bash", "-c", script.replace("http://localhost:8000/hooks/alerts", url)],
+            env={"PATH": "/usr/bin:/bin", "WEBHOOK_SECRET": SECRET},
+            capture_output=True,
+            timeout=10,
+            check=True,
+        )
+    (request,) = receiver.all()
+    assert request.headers["X-Alert-Id"] == "test-1"
+    assert verify_signature(SECRET, request.headers["X-Signature"], request.body)
