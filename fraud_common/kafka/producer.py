@@ -6,6 +6,7 @@ of flushing the whole producer, so concurrent requests never wait for each other
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 from collections.abc import Sequence
@@ -28,11 +29,17 @@ class DeliveryFailed(Exception):
         self.error = error
 
 
+def _is_fatal(error: KafkaError) -> bool:
+    return bool(error.fatal()) or error.code() == KafkaError._FATAL
+
+
 class AckingProducer:
     """Wraps `confluent_kafka.Producer`; `send` returns a `Future` of the delivered message."""
 
     def __init__(self, config: dict[str, Any], *, poll_interval: float = 0.05) -> None:
-        self._producer = Producer(dict(config))
+        self._config = dict(config)
+        self._producer = Producer(self._config)
+        self._replace_lock = threading.Lock()
         self._poll_interval = poll_interval
         self._stopping = threading.Event()
         self._poller = threading.Thread(
@@ -42,7 +49,27 @@ class AckingProducer:
 
     def _poll_forever(self) -> None:
         while not self._stopping.is_set():
-            self._producer.poll(self._poll_interval)
+            producer = self._producer
+            try:
+                producer.poll(self._poll_interval)
+            except KafkaException as exc:  # poll raises librdkafka's fatal errors
+                if _is_fatal(exc.args[0]):
+                    self._replace(producer, exc.args[0])
+                else:
+                    log.warning("producer error", extra={"error": str(exc.args[0])})
+
+    def _replace(self, failed: Producer, error: KafkaError) -> None:
+        """After a fatal error (e.g. a broker that lost its state no longer knows our
+        idempotent producer id) librdkafka's producer refuses every send for good: fail
+        what it still holds and go on with a fresh one."""
+        with self._replace_lock:
+            if self._producer is not failed:
+                return
+            log.error("producer hit a fatal error; replacing it", extra={"error": str(error)})
+            self._producer = Producer(self._config)
+        failed.purge()
+        with contextlib.suppress(KafkaException):
+            failed.poll(0)  # delivery callbacks of the purged messages fail their futures
 
     def send(
         self,
@@ -68,12 +95,19 @@ class AckingProducer:
             kwargs["headers"] = list(headers)
         if partition is not None:
             kwargs["partition"] = partition
+        producer = self._producer
         try:
-            self._producer.produce(topic, **kwargs)
+            producer.produce(topic, **kwargs)
         except BufferError as exc:
             raise DeliveryFailed("local producer queue is full") from exc
         except KafkaException as exc:
-            raise DeliveryFailed(exc.args[0]) from exc
+            if not _is_fatal(exc.args[0]):
+                raise DeliveryFailed(exc.args[0]) from exc
+            self._replace(producer, exc.args[0])
+            try:  # nothing was queued, so one send on the fresh producer cannot duplicate
+                self._producer.produce(topic, **kwargs)
+            except (BufferError, KafkaException) as retry_exc:
+                raise DeliveryFailed(str(retry_exc)) from retry_exc
         return future
 
     def flush(self, timeout: float) -> int:
