@@ -245,3 +245,24 @@ def test_a_stopping_worker_hands_the_alerts_in_hand_back(
     delivered = [r.headers["X-Alert-Id"] for r in receiver.successes()]
     assert sorted(delivered) == sorted(a.alertId for a in alerts)
     assert second.workers[0].stats.delivered == len(alerts) - stopped.stats.delivered
+
+
+def test_stopping_one_channel_thread_stops_every_channel_of_the_app(
+    client: redis.Redis, redis_url: str, kafka_bootstrap: str
+) -> None:
+    # gunicorn's worker_exit stops loops one after another: the channels share one flag
+    # so that they wind down together within the grace period.
+    with dlq_producer(kafka_bootstrap) as producer:
+        settings = notify_settings(
+            redis_url,
+            kafka_bootstrap,
+            webhook_urls=["http://127.0.0.1:9/a", "http://127.0.0.1:9/b"],
+            smtp_host="127.0.0.1",
+            email_to=["ops@example.com"],
+        )
+        threads = build_notifiers(settings, client, producer)
+        assert len(threads) == 3
+        for thread in threads:
+            thread.start()
+        threads[0].stop()
+        wait_until(lambda: not any(t.alive for t in threads), "all channel threads ended")

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import socket
+import threading
 import uuid
 from dataclasses import replace
 
@@ -95,6 +96,7 @@ def build_channel_workers(
     cooldown = Cooldown(redis_client, settings.alert_cooldown_seconds)
     dead_letters = DeadLetters(producer, settings.alerts_dlq)
     consumer = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    stopping = threading.Event()  # one stop ends every channel of this process
     return [
         ChannelWorker(
             sender,
@@ -105,6 +107,7 @@ def build_channel_workers(
             tuning=replace(
                 tuning, claim_idle_seconds=max(tuning.claim_idle_seconds, 3 * longest_attempt)
             ),
+            stopping=stopping,
         )
         for sender, longest_attempt in senders
     ]

@@ -71,14 +71,18 @@ class ChannelWorker:
         policy: RetryPolicy,
         dead_letters: DeadLetters,
         tuning: Tuning = Tuning(),
+        stopping: threading.Event | None = None,
     ) -> None:
+        """``stopping`` may be shared by the channels of one process: the gunicorn hook
+        stops background loops one after the other, and a shared flag lets all channels
+        wind down at once instead of each waiting for the previous one's last attempt."""
         self.deliverer = deliverer
         self.queue = queue
         self._cooldown = cooldown
         self._policy = policy
         self._dead_letters = dead_letters
         self._tuning = tuning
-        self._stopping = threading.Event()
+        self._stopping = stopping or threading.Event()
         self.ready = threading.Event()
         """Set once the consumer group exists: alerts stored from then on are delivered."""
         self.stats = ChannelStats()
