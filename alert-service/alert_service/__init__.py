@@ -1,0 +1,127 @@
+"""The alert-service: consumes ``fraud-alerts``, stores each alert once, and delivers it
+(JSON API, live server-sent events, webhooks and email, dashboard).
+
+Served by gunicorn as ``gunicorn --config gunicorn.conf.py 'alert_service:create_app()'``;
+the consumer loop and the notification channels run in background threads that the
+gunicorn hooks start in each worker.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from confluent_kafka import KafkaException
+from flask import Flask
+
+from alert_service import api, dashboard, errors, health, notify, openapi, stream
+from alert_service.consumer import AlertHandler
+from alert_service.settings import AlertServiceSettings
+from alert_service.store import AlertStore, StoreBounds
+from fraud_common.background import BackgroundThread, register
+from fraud_common.health import HealthCheck
+from fraud_common.kafka.config import consumer_config, producer_config
+from fraud_common.kafka.consumer_loop import ConsumerLoop
+from fraud_common.kafka.producer import AckingProducer
+from fraud_common.kafka.topics import contract_topics, ensure_topics
+from fraud_common.logging_setup import configure_logging
+from fraud_common.redis_client import connect
+from fraud_common.schemas import Alert
+from fraud_common.settings import dlq_topic
+
+log = logging.getLogger(__name__)
+
+REDIS_EXTENSION = "alert_service.redis"
+CLOSERS_EXTENSION = "fraud_common.closers"
+
+
+def create_app(settings: AlertServiceSettings | None = None) -> Flask:
+    settings = settings or AlertServiceSettings()  # from the environment
+    configure_logging(settings.log_level, service="alert-service")
+    _ensure_topics(settings)
+
+    app = Flask(__name__)
+    redis_url = settings.redis_url.get_secret_value()
+    redis_client = connect(redis_url, socket_timeout=settings.redis_socket_timeout)
+    producer = AckingProducer(
+        producer_config(
+            settings.kafka_bootstrap_servers,
+            client_id="alert-service",
+            extra=settings.kafka_extra_config,
+        )
+    )
+    store = AlertStore(
+        redis_client,
+        StoreBounds(
+            recent_max=settings.recent_alerts_max,
+            user_max=settings.user_alerts_max,
+            ttl_seconds=settings.alert_ttl_seconds,
+            stream_max_len=settings.stream_max_len,
+        ),
+    )
+    loop: ConsumerLoop[Alert] = ConsumerLoop(
+        consumer_config=consumer_config(
+            settings.kafka_bootstrap_servers,
+            group_id=settings.consumer_group,
+            client_id="alert-service",
+            extra=settings.kafka_extra_config,
+        ),
+        topics=[settings.alerts_topic],
+        handler=AlertHandler(store),
+        producer=producer,
+        dlq_topic=dlq_topic,
+    )
+    consumer_thread = BackgroundThread("alert-consumer", loop)
+    register(app, consumer_thread)
+    for channel in notify.build_notifiers(settings, redis_client, producer):
+        register(app, channel)
+
+    shutdown = threading.Event()
+    app.extensions[stream.SHUTDOWN_EXTENSION] = shutdown
+    app.extensions[stream.FEED_EXTENSION] = stream.AlertFeed(
+        stream.FeedConfig(
+            redis_url=redis_url,
+            socket_timeout=settings.redis_socket_timeout,
+            heartbeat_seconds=settings.sse_heartbeat_seconds,
+        ),
+        store,
+        shutdown,
+    )
+    app.extensions[api.STORE_EXTENSION] = store
+    app.extensions[REDIS_EXTENSION] = redis_client
+    app.extensions[health.HEALTH_EXTENSION] = HealthCheck(
+        redis_client=redis_client,
+        producer=producer,
+        loops=health.loop_report(consumer_thread, loop, settings.consumer_stall_seconds),
+    )
+    # Run by the gunicorn hook after the loops stopped: streams end, producer flushes.
+    app.extensions[CLOSERS_EXTENSION] = [shutdown.set, producer.close, redis_client.close]
+
+    for blueprint in (
+        api.blueprint,
+        stream.blueprint,
+        health.blueprint,
+        openapi.blueprint,
+        dashboard.blueprint,
+    ):
+        app.register_blueprint(blueprint)
+    errors.register(app)
+    return app
+
+
+def _ensure_topics(settings: AlertServiceSettings) -> None:
+    """Create the contract's topics if missing; a broker that is not up yet is only a
+    warning (the consumer subscribes anyway and gets the topic once it exists)."""
+    specs = contract_topics(
+        settings.transactions_topic,
+        settings.alerts_topic,
+        transactions_partitions=settings.transactions_partitions,
+        alerts_partitions=settings.alerts_partitions,
+        replication_factor=settings.topic_replication_factor,
+    )
+    try:
+        ensure_topics(
+            settings.kafka_bootstrap_servers, specs, timeout=10.0, extra=settings.kafka_extra_config
+        )
+    except (KafkaException, TimeoutError):
+        log.warning("could not create the topics (broker not reachable yet)", exc_info=True)

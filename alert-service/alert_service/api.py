@@ -1,0 +1,62 @@
+"""``GET /api/v1/alerts`` (newest first) and ``GET /api/v1/alerts/<alertId>``."""
+
+from __future__ import annotations
+
+import re
+
+from flask import Blueprint, Response, current_app, request
+
+from alert_service.errors import ApiError, json_response, validation_error
+from alert_service.store import AlertStore
+from fraud_common.schemas import USER_ID_PATTERN
+
+STORE_EXTENSION = "alert_service.store"
+DEFAULT_LIMIT = 50
+MAX_LIMIT = 1000
+_USER_ID = re.compile(USER_ID_PATTERN)
+
+blueprint = Blueprint("alerts", __name__, url_prefix="/api/v1/alerts")
+
+
+def _store() -> AlertStore:
+    store: AlertStore = current_app.extensions[STORE_EXTENSION]
+    return store
+
+
+def user_id_param() -> str | None:
+    """The optional ``userId`` query parameter, checked like the transaction's field."""
+    value = request.args.get("userId")
+    if value is None or value == "":
+        return None
+    if not _USER_ID.match(value):
+        raise validation_error("userId", "must be 1-64 characters of A-Z a-z 0-9 _ . : @ -")
+    return value
+
+
+def limit_param() -> int:
+    raw = request.args.get("limit")
+    if raw is None or raw == "":
+        return DEFAULT_LIMIT
+    message = f"must be an integer between 1 and {MAX_LIMIT}"
+    if not raw.isascii() or not raw.isdigit() or len(raw) > 6:
+        raise validation_error("limit", message)
+    value = int(raw)
+    if not 1 <= value <= MAX_LIMIT:
+        raise validation_error("limit", message)
+    return value
+
+
+@blueprint.get("")
+def list_alerts() -> Response:
+    user_id = user_id_param()
+    limit = limit_param()
+    alerts = _store().recent(user_id=user_id, limit=limit)
+    return json_response({"alerts": alerts, "count": len(alerts)})
+
+
+@blueprint.get("/<alert_id>")
+def get_alert(alert_id: str) -> Response:
+    alert = _store().get(alert_id) if len(alert_id) <= 128 else None
+    if alert is None:
+        raise ApiError(404, "not_found", f"no alert with id {alert_id[:128]!r}")
+    return json_response(alert)

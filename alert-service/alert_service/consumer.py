@@ -1,0 +1,77 @@
+"""What the alert-service's consumer loop does with a batch of ``fraud-alerts`` messages.
+
+decode: a message must be an `Alert` (else it is dead-lettered by the loop).
+handle: store the whole batch in one round trip (idempotent per alertId) and log one
+readable line per alert seen for the first time. Raising makes the loop retry the batch
+without committing it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from confluent_kafka import Message
+from pydantic import ValidationError
+
+from alert_service.store import AlertStore
+from fraud_common.kafka.consumer_loop import InvalidMessage, Record
+from fraud_common.schemas import Alert
+
+log = logging.getLogger("alert_service.alerts")
+
+
+class AlertHandler:
+    def __init__(self, store: AlertStore) -> None:
+        self._store = store
+
+    def decode(self, message: Message) -> Alert:
+        value = message.value()
+        if not value:
+            raise InvalidMessage("empty message")
+        try:
+            return Alert.model_validate_json(value)
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in e['loc']) or 'message'}: {e['msg']}"
+                for e in exc.errors(include_url=False)[:10]
+            )
+            raise InvalidMessage(f"not a valid alert: {problems}") from exc
+
+    def handle(self, records: Sequence[Record[Alert]]) -> None:
+        for stored in self._store.store([r.value for r in records]):
+            if stored.new:
+                log.info(describe(stored.alert), extra=_fields(stored.alert))
+            else:
+                log.debug("alert already stored", extra={"alert_id": stored.alert.alertId})
+
+
+def describe(alert: Alert) -> str:
+    """One line for people: ``ALERT large_transaction_detected [high] user u1: 25000.00 USD in
+    Tokyo (threshold=10000, amount_usd=25000.00)``."""
+    txn = alert.transaction
+    amount = format(txn.amount, "f")
+    details = ", ".join(f"{k}={_short(v)}" for k, v in alert.details.items())
+    text = f"ALERT {alert.alertType} [{alert.severity}] user {txn.userId}: "
+    text += f"{amount} {txn.currency} in {txn.location}"
+    return f"{text} ({details})" if details else text
+
+
+def _short(value: Any) -> str:
+    text = str(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _fields(alert: Alert) -> dict[str, Any]:
+    txn = alert.transaction
+    return {
+        "alert_id": alert.alertId,
+        "alert_type": alert.alertType,
+        "severity": alert.severity,
+        "user_id": txn.userId,
+        "transaction_id": txn.transactionId,
+        "amount": format(txn.amount, "f"),
+        "currency": txn.currency,
+        "location": txn.location,
+    }

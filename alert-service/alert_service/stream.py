@@ -1,0 +1,187 @@
+"""``GET /api/v1/alerts/stream``: stored alerts as server-sent events, live.
+
+Every stored alert is an entry of `keys.ALERTS_STREAM` (in store order). A subscriber
+gets its own Redis connection and reads the stream after its start position with
+``XREAD BLOCK``, so no subscriber waits for another. The start position is the stream's
+current end, or, with ``Last-Event-ID`` (header, or ``lastEventId`` query parameter for
+clients that cannot set headers), the entry of that alert: the replay of what was missed
+and the live part are one read of one ordered stream, so nothing is skipped or sent twice.
+
+Each blocking read is bounded (at most ``MAX_BLOCK_SECONDS``) so a subscriber notices a
+shutdown (the event in ``app.extensions[SHUTDOWN_EXTENSION]``, set by gunicorn.conf.py on
+SIGTERM) or the heartbeat deadline in time. A heartbeat comment goes out whenever nothing
+was sent for ``heartbeat_seconds``. If Redis goes away the stream ends with a comment and
+the client reconnects with its Last-Event-ID (EventSource does so by itself).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+from flask import Blueprint, Response, current_app, request
+
+from alert_service.api import user_id_param
+from alert_service.errors import validation_error
+from alert_service.store import AlertStore
+from fraud_common import keys
+from fraud_common.redis_client import RETRYABLE_ERRORS
+
+log = logging.getLogger(__name__)
+
+FEED_EXTENSION = "alert_service.feed"
+SHUTDOWN_EXTENSION = "alert_service.shutdown"
+MAX_BLOCK_SECONDS = 1.0
+READ_COUNT = 500
+
+blueprint = Blueprint("stream", __name__)
+
+
+@dataclass(frozen=True)
+class FeedConfig:
+    redis_url: str
+    socket_timeout: float = 2.0
+    heartbeat_seconds: float = 15.0
+    retry_ms: int = 2000
+
+
+class AlertFeed:
+    """Opens subscriptions: one Redis connection and one start position each."""
+
+    def __init__(self, config: FeedConfig, store: AlertStore, shutdown: threading.Event) -> None:
+        self.config = config
+        self._store = store
+        self._shutdown = shutdown
+
+    def subscribe(self, *, user_id: str | None, last_event_id: str | None) -> Subscription:
+        """Raises `redis.RedisError` when Redis cannot be reached (the view answers 503)."""
+        block = min(self.config.heartbeat_seconds, MAX_BLOCK_SECONDS)
+        client = redis.Redis.from_url(
+            self.config.redis_url,
+            decode_responses=True,
+            socket_timeout=block + self.config.socket_timeout,
+            socket_connect_timeout=self.config.socket_timeout,
+            single_connection_client=True,
+        )
+        try:
+            start, notes = self._start_position(client, last_event_id)
+        except BaseException:
+            client.close()
+            raise
+        return Subscription(
+            client,
+            start_id=start,
+            notes=notes,
+            user_id=user_id,
+            config=self.config,
+            block_seconds=block,
+            shutdown=self._shutdown,
+        )
+
+    def _start_position(
+        self, client: redis.Redis, last_event_id: str | None
+    ) -> tuple[str, list[str]]:
+        if last_event_id:
+            stream_id = self._store.stream_id_of(last_event_id)
+            if stream_id:
+                notes = [f"replaying alerts stored after {last_event_id}"]
+                oldest = client.xrange(keys.ALERTS_STREAM, count=1)
+                if oldest and _id_tuple(str(oldest[0][0])) > _id_tuple(stream_id):
+                    notes.append("older alerts were trimmed from the stream: some may be missing")
+                return stream_id, notes
+            notes = [f"unknown Last-Event-ID {last_event_id}: starting live"]
+        else:
+            notes = []
+        newest = client.xrevrange(keys.ALERTS_STREAM, count=1)
+        start = str(newest[0][0]) if newest else "0-0"
+        return start, [*notes, "live"]
+
+
+class Subscription:
+    """One subscriber's events; `close` releases its Redis connection."""
+
+    def __init__(
+        self,
+        client: redis.Redis,
+        *,
+        start_id: str,
+        notes: list[str],
+        user_id: str | None,
+        config: FeedConfig,
+        block_seconds: float,
+        shutdown: threading.Event,
+    ) -> None:
+        self._client = client
+        self._last_id = start_id
+        self._notes = notes
+        self._user_id = user_id
+        self._config = config
+        self._block_ms = max(1, int(block_seconds * 1000))
+        self._shutdown = shutdown
+
+    def close(self) -> None:
+        self._client.close()
+
+    def events(self) -> Iterator[str]:
+        yield f"retry: {self._config.retry_ms}\n" + "".join(f": {n}\n" for n in self._notes) + "\n"
+        last_write = time.monotonic()
+        while not self._shutdown.is_set():
+            try:
+                reply = self._client.xread(
+                    {keys.ALERTS_STREAM: self._last_id}, count=READ_COUNT, block=self._block_ms
+                )
+            except RETRYABLE_ERRORS:
+                log.warning("alert stream read failed; ending the stream", exc_info=True)
+                yield ": alert store unavailable, reconnect to resume\n\n"
+                return
+            chunk = "".join(self._format(reply))
+            now = time.monotonic()
+            if chunk:
+                yield chunk
+                last_write = now
+            elif now - last_write >= self._config.heartbeat_seconds:
+                yield ": heartbeat\n\n"
+                last_write = now
+        yield ": server shutting down, reconnect to resume\n\n"
+
+    def _format(self, reply: Any) -> Iterator[str]:
+        streams = reply.items() if isinstance(reply, dict) else (reply or [])
+        for _name, entries in streams:
+            for entry_id, fields in entries:
+                self._last_id = entry_id
+                if self._user_id is not None and fields.get("userId") != self._user_id:
+                    continue
+                yield f"event: alert\nid: {fields['alertId']}\ndata: {fields['alert']}\n\n"
+
+
+def _id_tuple(stream_id: str) -> tuple[int, int]:
+    ms, _, seq = stream_id.partition("-")
+    return int(ms), int(seq or 0)
+
+
+def _last_event_id_param() -> str | None:
+    value = request.headers.get("Last-Event-ID") or request.args.get("lastEventId")
+    if not value:
+        return None
+    value = value.strip()
+    if len(value) > 128 or not value.isprintable():
+        raise validation_error("Last-Event-ID", "must be an alert id (at most 128 characters)")
+    return value
+
+
+@blueprint.get("/api/v1/alerts/stream")
+def stream_alerts() -> Response:
+    user_id = user_id_param()
+    last_event_id = _last_event_id_param()
+    feed: AlertFeed = current_app.extensions[FEED_EXTENSION]
+    subscription = feed.subscribe(user_id=user_id, last_event_id=last_event_id)
+    response = Response(subscription.events(), mimetype="text/event-stream")
+    response.call_on_close(subscription.close)
+    response.headers["Cache-Control"] = "no-cache"
+    response.headers["X-Accel-Buffering"] = "no"
+    return response
