@@ -67,13 +67,13 @@
     total: 0,
     received: 0, // live alerts received since the page opened
     stats: null,
+    hoverX: null, // pointer position over the chart (CSS px), or null
   };
 
   // ---------------------------------------------------------------- formatting
 
   const number = new Intl.NumberFormat();
   const rate = new Intl.NumberFormat(undefined, { maximumFractionDigits: 1 });
-  const percent = new Intl.NumberFormat(undefined, { style: "percent", maximumFractionDigits: 1 });
   const clock = new Intl.DateTimeFormat(undefined, {
     hour: "2-digit", minute: "2-digit", second: "2-digit", hour12: false,
   });
@@ -419,9 +419,10 @@
     const alertTotal = sum(alerts);
     el.txTotal.textContent = number.format(txTotal);
     el.alertTotal.textContent = number.format(alertTotal);
+    // One transaction can fire several rules, so this is a rate, not a share.
     el.alertRate.textContent = txTotal
-      ? `${percent.format(alertTotal / txTotal)} of transactions`
-      : "of transactions";
+      ? `${rate.format((100 * alertTotal) / txTotal)} per 100 transactions`
+      : "per 100 transactions";
     drawChart();
   }
 
@@ -481,16 +482,64 @@
     }
     ctx.textAlign = "center";
     ctx.textBaseline = "top";
-    for (let minutes = Math.round(n / 60); minutes >= 0; minutes -= 1) {
+    let freeFrom = Infinity; // labels are placed right to left; one that would overlap is skipped
+    for (let minutes = 0; minutes <= Math.round(n / 60); minutes += 1) {
       const i = Math.max(0, n - 1 - minutes * 60);
       const label = minutes ? `−${minutes} min` : "now";
       const half = ctx.measureText(label).width / 2;
-      ctx.fillText(label, Math.min(Math.max(x(i), left + half), right - half), bottom + 8);
+      const at = Math.min(Math.max(x(i), left + half), right - half);
+      if (at + half > freeFrom - 6) continue;
+      ctx.fillText(label, at, bottom + 8);
+      freeFrom = at - half;
     }
 
     if (!data.seconds.length) return;
     series(ctx, data.transactions, x, y, bottom, cssColor("--tx"));
     series(ctx, data.alerts, x, y, bottom, cssColor("--alert"));
+    if (state.hoverX !== null) {
+      const i = Math.round(((state.hoverX - left) / (right - left)) * (n - 1));
+      if (i >= 0 && i < data.seconds.length) readout(ctx, data, i, x, y, { top, bottom, left, right });
+    }
+  }
+
+  // The values of one second under the pointer: a guide line, two dots and a label.
+  function readout(ctx, data, i, x, y, box) {
+    const gx = Math.round(x(i)) + 0.5;
+    ctx.strokeStyle = cssColor("--muted");
+    ctx.setLineDash([3, 3]);
+    ctx.lineWidth = 1;
+    ctx.beginPath();
+    ctx.moveTo(gx, box.top);
+    ctx.lineTo(gx, box.bottom);
+    ctx.stroke();
+    ctx.setLineDash([]);
+    for (const [values, color] of [[data.transactions, "--tx"], [data.alerts, "--alert"]]) {
+      ctx.beginPath();
+      ctx.arc(gx, y(values[i]), 3.5, 0, 2 * Math.PI);
+      ctx.fillStyle = cssColor(color);
+      ctx.fill();
+    }
+    const lines = [
+      clock.format(new Date(data.seconds[i] * 1000)),
+      `${number.format(data.transactions[i])} transactions/s`,
+      `${number.format(data.alerts[i])} alerts/s`,
+    ];
+    ctx.font = `12px ${cssColor("--font")}`;
+    const w = Math.max(...lines.map((line) => ctx.measureText(line).width)) + 20;
+    const h = lines.length * 17 + 10;
+    const bx = gx + 10 + w > box.right ? gx - 10 - w : gx + 10;
+    ctx.fillStyle = "rgba(8, 12, 26, 0.92)";
+    ctx.strokeStyle = cssColor("--card-edge");
+    ctx.beginPath();
+    ctx.roundRect(bx, box.top, w, h, 8);
+    ctx.fill();
+    ctx.stroke();
+    ctx.textAlign = "left";
+    ctx.textBaseline = "top";
+    lines.forEach((line, k) => {
+      ctx.fillStyle = k === 0 ? cssColor("--muted") : cssColor(k === 1 ? "--tx" : "--alert");
+      ctx.fillText(line, bx + 10, box.top + 7 + k * 17);
+    });
   }
 
   function series(ctx, values, x, y, bottom, color) {
@@ -553,6 +602,14 @@
   });
 
   new ResizeObserver(() => drawChart()).observe(el.chart);
+  el.chart.addEventListener("pointermove", (event) => {
+    state.hoverX = event.offsetX;
+    drawChart();
+  });
+  el.chart.addEventListener("pointerleave", () => {
+    state.hoverX = null;
+    drawChart();
+  });
 
   const initialUser = new URLSearchParams(window.location.search).get("userId") || "";
   state.userId = USER_ID.test(initialUser) ? initialUser : "";
