@@ -15,18 +15,30 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Self
+from typing import IO, Any, Self
 
+import jsonschema_rs
 import requests
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Message, TopicPartition
 
+from fraud_common.kafka.topics import contract_topics, ensure_topics
 from tools.local_services import free_port, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVICE_DIR = ROOT / "transaction-service"
+PARTITIONS = 10
+
+
+def new_topics(bootstrap: str) -> dict[str, str]:
+    """A fresh pair of contract topics (uuid-named); returns the service's env for them."""
+    suffix = uuid.uuid4().hex[:10]
+    transactions, alerts = f"transactions-{suffix}", f"fraud-alerts-{suffix}"
+    ensure_topics(bootstrap, contract_topics(transactions, alerts))
+    return {"TRANSACTIONS_TOPIC": transactions, "ALERTS_TOPIC": alerts}
 
 
 class TransactionServer:
@@ -80,8 +92,8 @@ class TransactionServer:
         if self.process is not None and self.process.poll() is not None:
             raise RuntimeError(f"gunicorn exited:\n{self.log_text()[-3000:]}")
         try:
-            requests.get(f"{self.url}/api/v1/openapi.json", timeout=1)
-        except requests.ConnectionError:
+            requests.get(f"{self.url}/api/v1/openapi.json", timeout=2)
+        except (requests.ConnectionError, requests.Timeout):
             return False
         return True
 
@@ -149,3 +161,22 @@ def read_messages(
                     found.append(message)
     finally:
         consumer.close()
+
+
+def assert_conforms(document: dict[str, Any], path: str, method: str, response: Any) -> None:
+    """Fail unless ``response`` (a `requests.Response`) is documented for the operation
+    of ``document`` (an OpenAPI 3.1 dict): its status, JSON content type, required
+    headers and body schema."""
+    operation = document["paths"][path][method.lower()]
+    spec = operation["responses"].get(str(response.status_code))
+    assert spec is not None, f"{method} {path}: status {response.status_code} not documented"
+    if "$ref" in spec:
+        spec = document["components"]["responses"][spec["$ref"].rsplit("/", 1)[-1]]
+    assert response.headers["Content-Type"].startswith("application/json"), response.headers
+    for name, header in spec.get("headers", {}).items():
+        if header.get("required"):
+            assert name in response.headers, f"{method} {path}: header {name} missing"
+    schema = spec["content"]["application/json"]["schema"]
+    validator = jsonschema_rs.Draft202012Validator({"components": document["components"], **schema})
+    errors = [str(e) for e in validator.iter_errors(response.json())]
+    assert not errors, f"{method} {path} {response.status_code}: {errors}\n{response.text}"
