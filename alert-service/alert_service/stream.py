@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -57,6 +57,16 @@ class AlertFeed:
         self.config = config
         self._store = store
         self._shutdown = shutdown
+        self._lock = threading.Lock()
+        self._open = 0
+
+    @property
+    def open_subscriptions(self) -> int:
+        return self._open
+
+    def _closed(self) -> None:
+        with self._lock:
+            self._open -= 1
 
     def subscribe(self, *, user_id: str | None, last_event_id: str | None) -> Subscription:
         """Raises `redis.RedisError` when Redis cannot be reached (the view answers 503)."""
@@ -73,8 +83,11 @@ class AlertFeed:
         except BaseException:
             client.close()
             raise
+        with self._lock:
+            self._open += 1
         return Subscription(
             client,
+            on_close=self._closed,
             start_id=start,
             notes=notes,
             user_id=user_id,
@@ -109,6 +122,7 @@ class Subscription:
         self,
         client: redis.Redis,
         *,
+        on_close: Callable[[], None],
         start_id: str,
         notes: list[str],
         user_id: str | None,
@@ -117,6 +131,7 @@ class Subscription:
         shutdown: threading.Event,
     ) -> None:
         self._client = client
+        self._on_close: Callable[[], None] | None = on_close
         self._last_id = start_id
         self._notes = notes
         self._user_id = user_id
@@ -125,7 +140,11 @@ class Subscription:
         self._shutdown = shutdown
 
     def close(self) -> None:
+        """Release the connection; idempotent (the server calls it when the response ends)."""
         self._client.close()
+        on_close, self._on_close = self._on_close, None
+        if on_close is not None:
+            on_close()
 
     def events(self) -> Iterator[str]:
         yield f"retry: {self._config.retry_ms}\n" + "".join(f": {n}\n" for n in self._notes) + "\n"

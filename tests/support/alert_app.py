@@ -19,13 +19,13 @@ from flask import Flask
 from werkzeug.serving import BaseWSGIServer, make_server
 
 from alert_service.settings import AlertServiceSettings
-from alert_service.stream import SHUTDOWN_EXTENSION
+from alert_service.stream import FEED_EXTENSION, SHUTDOWN_EXTENSION
 from fraud_common.background import registered
 from fraud_common.kafka.config import producer_config
 from fraud_common.kafka.producer import AckingProducer
 from fraud_common.schemas import Alert, Transaction, alert_id
 from tests.conftest import TopicNames
-from tools.local_services import free_port
+from tools.local_services import free_port, wait_for
 
 
 def alert_settings(
@@ -42,6 +42,16 @@ def alert_settings(
         **overrides,
     }
     return AlertServiceSettings(**values)
+
+
+@contextmanager
+def closing(app: Flask) -> Iterator[Flask]:
+    """The app without its background loops (API tests); its clients closed after."""
+    try:
+        yield app
+    finally:
+        for close in app.extensions.get("fraud_common.closers", []):
+            close()
 
 
 @contextmanager
@@ -72,6 +82,8 @@ def served(app: Flask) -> Iterator[str]:
         app.extensions[SHUTDOWN_EXTENSION].set()  # open streams end within a second
         server.shutdown()
         thread.join(10)
+        feed = app.extensions[FEED_EXTENSION]
+        wait_for(lambda: feed.open_subscriptions == 0, timeout=10, what="streams to end")
 
 
 def make_alert(

@@ -7,6 +7,7 @@ arrival time of each event so tests can measure latency.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
@@ -60,8 +61,11 @@ class SseSubscriber:
         self._thread.start()
 
     def close(self) -> None:
+        """Drop the connection (shutting the socket down wakes the reader thread)."""
         self._closing = True
         if self._response is not None:
+            with contextlib.suppress(ValueError, OSError):
+                self._response.raw.shutdown()
             self._response.close()
         self._thread.join(5)
 
