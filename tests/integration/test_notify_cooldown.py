@@ -103,4 +103,7 @@ def test_cooldown_holds_across_workers_of_one_channel(
                 "all settled",
             )
             wait_until(lambda: pending(client, workers[0]) == 0, "all acknowledged")
-    assert [r.headers["X-Alert-Id"] for r in receiver.all()] == [alerts[0].alertId]
+    # One of them, whichever worker claimed the cooldown first; the other 11 stay quiet.
+    (notified,) = [r.headers["X-Alert-Id"] for r in receiver.all()]
+    assert notified in {a.alertId for a in alerts}
+    assert sum(w.stats.suppressed for w in workers) == 11
