@@ -20,6 +20,7 @@ from fraud_common.schemas import Decision, DecisionAlert
 from tests.support.transaction_server import (
     PARTITIONS,
     TransactionServer,
+    assert_conforms,
     new_topics,
     read_messages,
 )
@@ -505,6 +506,10 @@ def test_api_keys_guard_transactions(
             f"{url}/batch", json={"transactions": []}, headers=headers, timeout=10
         )
         assert batch.status_code == 401
+        document = requests.get(f"{keyed_server.url}/api/v1/openapi.json", timeout=10).json()
+        assert_conforms(document, TRANSACTIONS, "post", response)
+        assert_conforms(document, f"{TRANSACTIONS}/batch", "post", batch)
+        assert_conforms(document, f"{TRANSACTIONS}/{{transactionId}}", "get", lookup)
 
 
 def test_health_and_openapi_stay_open_with_api_keys(keyed_server: TransactionServer) -> None:

@@ -29,7 +29,7 @@ CLOSERS = "fraud_common.closers"
 def create_app(settings: TransactionServiceSettings | None = None) -> Flask:
     settings = settings or TransactionServiceSettings()
     configure_logging(settings.log_level, service="transaction-service")
-    app = Flask(__name__)
+    app = Flask(__name__, static_folder=None)
 
     redis_client = connect(
         settings.redis_url.get_secret_value(), socket_timeout=settings.redis_socket_timeout
