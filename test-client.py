@@ -255,17 +255,16 @@ class Follower:
         self._stop = threading.Event()
         self._last_id = ""
         self._thread = threading.Thread(target=self._run, name="sse-follower", daemon=True)
-        self._response: requests.Response | None = None
 
     def start(self, wait: float = 10.0) -> bool:
         self._thread.start()
         return self.connected.wait(wait)
 
     def stop(self) -> None:
+        """Stop reconnecting. The reading thread is a daemon blocked in a socket read
+        (closing the response from here would wait for the next heartbeat), so it is
+        left to end with the process."""
         self._stop.set()
-        if self._response is not None:
-            self._response.close()
-        self._thread.join(2)
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -280,7 +279,6 @@ class Follower:
                     timeout=(5, 60),
                 ) as response:
                     response.raise_for_status()
-                    self._response = response
                     self.connected.set()
                     for event, event_id, data in sse_events(response):
                         if event != "alert":

@@ -43,6 +43,7 @@ if str(REPO) not in sys.path:  # run as a script: make `tools` and `fraud_common
 from confluent_kafka import KafkaException  # noqa: E402
 
 from fraud_common.kafka.topics import contract_topics, ensure_topics  # noqa: E402
+from fraud_common.settings import ALERT_GROUP, DETECTOR_GROUP  # noqa: E402
 from tools.local_services import (  # noqa: E402
     RedisServer,
     TansuBroker,
@@ -86,6 +87,7 @@ SERVICES: tuple[ServiceSpec, ...] = (
         "alert-service", "alert-service", "alert_service:create_app()", "/health", 5002, 5000
     ),
 )
+_CONSUMER_GROUPS = {"fraud-detection-service": DETECTOR_GROUP, "alert-service": ALERT_GROUP}
 _ALIASES = {"transaction": 0, "detector": 1, "fraud-detection": 1, "alert": 2}
 
 
@@ -307,6 +309,7 @@ class DevStack:
         alerts_topic: str = "fraud-alerts",
         log_level: str = "INFO",
         extra_env: Mapping[str, str | None] | None = None,
+        consumer_group_suffix: str | None = None,
     ) -> None:
         self.state_dir = (state_dir or REPO / ".devstack").resolve()
         self.log_dir = (log_dir or self.state_dir / "logs").resolve()
@@ -320,6 +323,7 @@ class DevStack:
         self.alerts_topic = alerts_topic
         self.log_level = log_level
         self.extra_env = dict(extra_env or {})
+        self.consumer_group_suffix = consumer_group_suffix
         self._kafka_given = kafka_bootstrap_servers
         self._redis_given = redis_url
         self.broker: Dependency | None = None
@@ -387,6 +391,44 @@ class DevStack:
             raise
         return self
 
+    def warm_up(self, *, transactions: int = 20, timeout: float = 90.0) -> float:
+        """Send probe transactions (users ``devstack-probe-<n>``, spread over partitions so
+        every detector worker gets some) and wait until all are decided; returns the
+        seconds it took. Health answers before a detector has joined its group and loaded
+        its gazetteer; after this the pipeline answers at full speed."""
+        base = self.service("transaction").url
+        headers = {"Content-Type": "application/json"}
+        keys = self._service_env(SERVICES[0]).get("API_KEYS", "")
+        if keys.strip():
+            headers["X-API-Key"] = keys.split(",")[0].strip()
+        started = time.monotonic()
+        pending = []
+        for number in range(transactions):
+            body = {
+                "userId": f"devstack-probe-{number}",
+                "amount": "1.00",
+                "currency": "USD",
+                "location": "Berlin",
+            }
+            request = urllib.request.Request(  # noqa: S310 - our own URL
+                f"{base}/api/v1/transactions", json.dumps(body).encode(), headers, method="POST"
+            )
+            with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
+                pending.append(json.loads(response.read())["transactionId"])
+
+        def decided() -> bool:
+            for transaction_id in list(pending):
+                request = urllib.request.Request(  # noqa: S310 - our own URL
+                    f"{base}/api/v1/transactions/{transaction_id}", headers=headers
+                )
+                with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
+                    if json.loads(response.read()).get("status") != "pending":
+                        pending.remove(transaction_id)
+            return not pending
+
+        wait_for(decided, timeout=timeout, interval=0.2, what="the probe transactions' decisions")
+        return time.monotonic() - started
+
     def _start_dependencies(self) -> None:
         self.state_dir.mkdir(parents=True, exist_ok=True)
         if self._kafka_given:
@@ -431,12 +473,19 @@ class DevStack:
                 "ALERTS_TOPIC": self.alerts_topic,
             }
         )
+        # gunicorn's control socket defaults to one path per user (~/.gunicorn), which
+        # every master of every stack on the machine would fight over.
+        env.setdefault("GUNICORN_CMD_ARGS", "--no-control-socket")
         for legacy in ("KAFKA_HOST", "REDIS_HOST", "REDIS_PORT", "REDIS_PASSWORD"):
             env.pop(legacy, None)
         if service.name == "fraud-detection-service":
             env["WEB_CONCURRENCY"] = str(self.detectors)  # one consumer per worker
         else:
             env.pop("WEB_CONCURRENCY", None)  # each service's gunicorn.conf.py default
+        env.pop("CONSUMER_GROUP", None)  # never one group for both consumers
+        group = _CONSUMER_GROUPS.get(service.name)
+        if group and self.consumer_group_suffix:
+            env["CONSUMER_GROUP"] = f"{group}-{self.consumer_group_suffix}"
         for key, value in self.extra_env.items():
             if value is None:
                 env.pop(key, None)
@@ -523,10 +572,13 @@ class LogFollower:
 
     def _run(self) -> None:
         positions = {name: self._size(path) for name, path in self._paths.items()}
-        while not self._stop.is_set():
+        while True:
+            stopping = self._stop.is_set()  # one more pass after stop: the last lines
             for name, path in self._paths.items():
                 for line in self._new_lines(path, positions, name):
                     print(readable(line, name, colour=self._colour), file=self._out, flush=True)
+            if stopping:
+                return
             self._stop.wait(0.2)
 
     @staticmethod
