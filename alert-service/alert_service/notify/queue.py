@@ -60,6 +60,7 @@ class RetryState:
 
 
 def _entries(raw: list[Any]) -> list[Entry]:
+    """Entries from redis-py (``(id, {field: value})``) or from a script (flat lists)."""
     out = []
     for item in raw or []:
         if not item:
@@ -105,11 +106,7 @@ class ChannelQueue:
         response: Any = self._client.xreadgroup(
             self.group, self.consumer, {self.stream: ">"}, count=count, block=block_ms
         )
-        if not response:
-            return []
-        if isinstance(response, dict):  # RESP3 shape
-            return _entries(next(iter(response.values()), [[]])[0])
-        return _entries(response[0][1])
+        return _entries(response[0][1]) if response else []
 
     def pop_due(self, now_ms: int, limit: int) -> tuple[list[Entry], list[str]]:
         """Due retries, claimed by this consumer, with their attempt counts; and the ids
