@@ -22,6 +22,9 @@ threads = 100
 graceful_timeout = 8
 timeout = 30
 keepalive = 5
+# No control socket: its default path ($HOME/.gunicorn/gunicorn.ctl) would be shared by
+# every gunicorn of the machine (three services, tests) and may not be writable in Docker.
+control_socket_disable = True
 
 SHUTDOWN_EXTENSION = "alert_service.shutdown"  # alert_service.stream.SHUTDOWN_EXTENSION
 

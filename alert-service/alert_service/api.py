@@ -54,9 +54,9 @@ def list_alerts() -> Response:
     return json_response({"alerts": alerts, "count": len(alerts)})
 
 
-@blueprint.get("/<alert_id>")
-def get_alert(alert_id: str) -> Response:
-    alert = _store().get(alert_id) if len(alert_id) <= 128 else None
+@blueprint.get("/<alertId>")
+def get_alert(alertId: str) -> Response:  # the path parameter is named as in the document
+    alert = _store().get(alertId) if len(alertId) <= 128 else None
     if alert is None:
-        raise ApiError(404, "not_found", f"no alert with id {alert_id[:128]!r}")
+        raise ApiError(404, "not_found", f"no alert with id {alertId[:128]!r}")
     return json_response(alert)

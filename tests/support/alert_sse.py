@@ -64,7 +64,7 @@ class SseSubscriber:
         """Drop the connection (shutting the socket down wakes the reader thread)."""
         self._closing = True
         if self._response is not None:
-            with contextlib.suppress(ValueError, OSError):
+            with contextlib.suppress(ValueError, RuntimeError, OSError):  # already released
                 self._response.raw.shutdown()
             self._response.close()
         self._thread.join(5)
