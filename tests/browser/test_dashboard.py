@@ -267,6 +267,18 @@ def test_dashboard_shows_alerts_live(
     assert browser.evaluate("document.querySelector('.types-total strong').textContent") == "3"
     browser.screenshot(ARTIFACTS / "dashboard-filtered.png")
 
+    # A click on a user in the feed filters too; "Show all" goes back to every user.
+    browser.evaluate("document.getElementById('clear').click(); true")
+    browser.wait_until(f"{FEED_IDS}.length === 7", what="every alert again")
+    assert "userId" not in browser.evaluate("location.search")
+    browser.evaluate(
+        "[...document.querySelectorAll('#feed .user-link')]"
+        ".find(b => b.textContent === 'carol').click(); true"
+    )
+    browser.wait_until(
+        f"{FEED_IDS}.join() === {json.dumps(live[0].alertId)}", what="carol's alert only"
+    )
+
     assert browser.errors == [], browser.errors
 
 
