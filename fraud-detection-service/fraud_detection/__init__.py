@@ -104,7 +104,10 @@ def create_app(settings: DetectorSettings | None = None) -> Flask:
     worker = DetectorWorker(
         loop,
         ensure_topics=lambda: ensure_topics(
-            settings.kafka_bootstrap_servers, topics, timeout=5.0, extra=settings.kafka_extra_config
+            settings.kafka_bootstrap_servers,
+            topics,
+            timeout=settings.topic_setup_timeout_seconds,
+            extra=settings.kafka_extra_config,
         ),
         warm_up=gazetteer,
     )

@@ -25,6 +25,9 @@ class DetectorSettings(ServiceSettings):
     consumer_stall_seconds: float = Field(
         default=30.0, gt=0, description="health turns 503 when the loop has not polled for this"
     )
+    topic_setup_timeout_seconds: float = Field(
+        default=5.0, gt=0, description="one attempt to create the topics at start"
+    )
     alert_ack_timeout_seconds: float = Field(
         default=30.0, gt=0, description="longest wait for the broker to acknowledge a batch"
     )

@@ -52,10 +52,11 @@ class DetectorWorker:
         while not self._stopping.is_set():
             try:
                 self._ensure_topics()
+                self.loop.status.last_error = None
                 return True
-            except KafkaException as exc:
-                self.loop.status.last_error = f"kafka: {exc}"
-                log.warning("cannot create topics yet; will retry", extra={"error": str(exc)})
+            except (KafkaException, TimeoutError) as exc:  # ensure_topics raises both
+                self.loop.status.last_error = f"kafka: cannot create topics: {exc!r}"
+                log.warning("cannot create topics yet; will retry", exc_info=True)
             self._stopping.wait(delay)
             delay = min(delay * 2, self._backoff_max)
         return False
