@@ -5,6 +5,7 @@ consumer path is covered in test_alert_store.py)."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from flask import Flask
@@ -14,7 +15,7 @@ from alert_service import create_app
 from alert_service.store import AlertStore
 from fraud_common.schemas import Alert
 from tests.conftest import TopicNames
-from tests.support.alert_app import alert_settings, closing, make_alert
+from tests.support.alert_app import alert_settings, closing, json_of, make_alert
 from tools.local_services import free_port
 
 pytestmark = pytest.mark.integration
@@ -37,7 +38,7 @@ def _store(app: Flask, *alerts: Alert) -> None:
         store.store([alert])
 
 
-def _ids(response_json: dict) -> list[str]:
+def _ids(response_json: dict[str, Any]) -> list[str]:
     return [a["alertId"] for a in response_json["alerts"]]
 
 
@@ -50,26 +51,26 @@ def test_alerts_are_listed_newest_first_and_filtered_by_user(
     everything = client.get("/api/v1/alerts")
     assert everything.status_code == 200
     assert everything.headers["Content-Type"] == "application/json"
-    assert everything.json == {
+    assert json_of(everything) == {
         "alerts": [a.model_dump(mode="json", exclude_none=True) for a in (a3, b2, a2, b1, a1)],
         "count": 5,
     }
-    assert _ids(client.get("/api/v1/alerts?userId=ann").json) == [
+    assert _ids(json_of(client.get("/api/v1/alerts?userId=ann"))) == [
         a3.alertId,
         a2.alertId,
         a1.alertId,
     ]
-    assert _ids(client.get("/api/v1/alerts?limit=2").json) == [a3.alertId, b2.alertId]
-    one = client.get("/api/v1/alerts?userId=bob&limit=1").json
+    assert _ids(json_of(client.get("/api/v1/alerts?limit=2"))) == [a3.alertId, b2.alertId]
+    one = json_of(client.get("/api/v1/alerts?userId=bob&limit=1"))
     assert (one["count"], _ids(one)) == (1, [b2.alertId])
-    assert client.get("/api/v1/alerts?userId=nobody").json == {"alerts": [], "count": 0}
+    assert json_of(client.get("/api/v1/alerts?userId=nobody")) == {"alerts": [], "count": 0}
 
 
 def test_the_default_limit_is_50_and_the_maximum_1000(app: Flask, client: FlaskClient) -> None:
     store: AlertStore = app.extensions["alert_service.store"]
     store.store([make_alert("many") for _ in range(60)])
-    assert client.get("/api/v1/alerts").json["count"] == 50
-    assert client.get("/api/v1/alerts?limit=1000").json["count"] == 60
+    assert json_of(client.get("/api/v1/alerts"))["count"] == 50
+    assert json_of(client.get("/api/v1/alerts?limit=1000"))["count"] == 60
 
 
 @pytest.mark.parametrize(
@@ -93,7 +94,7 @@ def test_bad_parameters_are_a_400_naming_the_field(
     response = client.get(f"/api/v1/alerts?{query}")
     assert response.status_code == 400
     assert response.headers["Content-Type"] == "application/json"
-    error = response.json["error"]
+    error = json_of(response)["error"]
     assert error["code"] == "validation_error"
     assert [d["field"] for d in error["details"]] == [field]
 
@@ -104,12 +105,12 @@ def test_one_alert_by_id_and_a_json_404_for_an_unknown_one(app: Flask, client: F
 
     found = client.get(f"/api/v1/alerts/{alert.alertId}")
     assert found.status_code == 200
-    assert found.json == alert.model_dump(mode="json", exclude_none=True)
-    assert found.json["transaction"]["amount"] == "25000.00"  # exact, a string
+    assert json_of(found) == alert.model_dump(mode="json", exclude_none=True)
+    assert json_of(found)["transaction"]["amount"] == "25000.00"  # exact, a string
 
     missing = client.get("/api/v1/alerts/00000000-0000-0000-0000-000000000000")
     assert missing.status_code == 404
-    assert missing.json["error"]["code"] == "not_found"
+    assert json_of(missing)["error"]["code"] == "not_found"
     assert client.get("/api/v1/alerts/" + "x" * 300).status_code == 404
 
 
@@ -121,16 +122,16 @@ def test_http_errors_are_json_never_html(app: Flask, client: FlaskClient) -> Non
 
     unknown = client.get("/api/v1/nothing-here")
     assert unknown.status_code == 404
-    assert unknown.json["error"]["code"] == "not_found"
+    assert json_of(unknown)["error"]["code"] == "not_found"
 
     wrong_method = client.post("/api/v1/alerts", json={})
     assert wrong_method.status_code == 405
-    assert wrong_method.json["error"]["code"] == "method_not_allowed"
+    assert json_of(wrong_method)["error"]["code"] == "method_not_allowed"
     assert "GET" in wrong_method.headers["Allow"]
 
     crashed = client.get("/test-explode")
     assert crashed.status_code == 500
-    assert crashed.json == {
+    assert json_of(crashed) == {
         "error": {"code": "internal_error", "message": "internal server error", "details": []}
     }
     assert b"secret internals" not in crashed.data
@@ -145,18 +146,18 @@ def test_redis_away_is_a_503_with_retry_after(kafka_bootstrap: str, topics: Topi
         for path in ("/api/v1/alerts", "/api/v1/alerts/some-id", "/api/v1/alerts/stream"):
             response = client.get(path)
             assert response.status_code == 503, path
-            assert response.json["error"]["code"] == "service_unavailable"
+            assert json_of(response)["error"]["code"] == "service_unavailable"
             assert int(response.headers["Retry-After"]) > 0
         health = client.get("/health")
         assert health.status_code == 503
-        assert health.json["redis"] == "disconnected"
+        assert json_of(health)["redis"] == "disconnected"
 
 
 def test_health_is_503_while_the_consumer_loop_is_not_running(client: FlaskClient) -> None:
     # The loop starts in the gunicorn worker (post_worker_init); here it never did.
     response = client.get("/health")
     assert response.status_code == 503
-    body = response.json
+    body = json_of(response)
     assert body["status"] == "unhealthy"
     assert (body["redis"], body["kafka"]) == ("connected", "connected")
     assert body["consumer"]["healthy"] is False

@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 import redis
@@ -15,11 +16,14 @@ from alert_service import create_app
 from alert_service.store import AlertStore, StoreBounds
 from fraud_common import keys
 from fraud_common.background import registered
+from fraud_common.kafka.consumer_loop import ConsumerLoop
 from tests.conftest import TopicNames
 from tests.support.alert_app import (
     AlertPublisher,
     alert_settings,
     committed_offsets,
+    headers_of,
+    json_of,
     make_alert,
     next_offsets,
     running,
@@ -79,7 +83,7 @@ def test_the_same_alert_stored_twice_is_one_alert(redis_client: redis.Redis) -> 
     assert _stats_total(redis_client) == 1
     assert store.get(alert.alertId) == alert.model_dump(mode="json", exclude_none=True)
     assert store.stream_id_of(alert.alertId) == first[0].stream_id
-    entry = redis_client.xrange(keys.ALERTS_STREAM)[0]
+    entry: Any = redis_client.xrange(keys.ALERTS_STREAM)[0]  # type: ignore[index]
     assert entry[0] == first[0].stream_id
     assert entry[1]["alertId"] == alert.alertId
     assert entry[1]["alert"] == alert.to_json()
@@ -146,16 +150,13 @@ def test_consumer_stores_each_alert_once_and_dead_letters_bad_messages(
             dead = read_topic(kafka_bootstrap, topics.alerts_dlq, expect=3, timeout=30)
             assert len(dead) == 3
             for message in dead:
-                headers = {k: (v or b"").decode() for k, v in message.headers() or []}
+                headers = headers_of(message)
                 assert headers["dlq-error"]
                 assert headers["dlq-original-topic"] == topics.alerts
                 assert int(headers["dlq-original-offset"]) >= 0
                 assert "dlq-original-partition" in headers
             assert dead[0].value() == b"not json at all"
-            assert (
-                "not a valid alert"
-                in {k: v.decode() for k, v in dead[1].headers() or []}["dlq-error"]
-            )
+            assert "not a valid alert" in headers_of(dead[1])["dlq-error"]
 
             # Everything was stored, so everything gets committed (librdkafka, every second).
             wait_for(
@@ -169,9 +170,9 @@ def test_consumer_stores_each_alert_once_and_dead_letters_bad_messages(
                 what="offsets committed",
             )
             health = app.test_client().get("/health")
-            assert health.status_code == 200, health.json
-            assert health.json["consumer"]["processed"] == 3
-            assert health.json["consumer"]["deadLettered"] == 3
+            assert health.status_code == 200, health.data
+            assert json_of(health)["consumer"]["processed"] == 3
+            assert json_of(health)["consumer"]["deadLettered"] == 3
     finally:
         publisher.close()
 
@@ -200,9 +201,10 @@ def test_nothing_is_committed_while_redis_is_down_and_it_resumes_by_itself(
                 during = [make_alert(f"u-down-{i}") for i in range(6)]
                 published += publisher.publish(during)
                 (loop,) = [t.target for t in registered(app) if t.name == "alert-consumer"]
+                assert isinstance(loop, ConsumerLoop)
                 wait_for(lambda: loop.status.state == "failing", timeout=30, what="loop failing")
                 wait_for(lambda: client.get("/health").status_code == 503, timeout=10, what="503")
-                body = client.get("/health").json
+                body = json_of(client.get("/health"))
                 assert body["status"] == "unhealthy"
                 assert body["redis"] == "disconnected"
                 assert body["consumer"]["healthy"] is False

@@ -13,10 +13,11 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
+from confluent_kafka import ConsumerGroupTopicPartitions, Message, TopicPartition
 from confluent_kafka.admin import AdminClient
 from flask import Flask
 from werkzeug.serving import BaseWSGIServer, make_server
+from werkzeug.test import TestResponse
 
 from alert_service.settings import AlertServiceSettings
 from alert_service.stream import FEED_EXTENSION, SHUTDOWN_EXTENSION
@@ -176,3 +177,19 @@ def next_offsets(published: Iterable[Published], partitions: int) -> dict[int, i
     for p in published:
         out[p.partition] = max(out[p.partition], p.offset + 1)
     return out
+
+
+def json_of(response: TestResponse) -> Any:
+    """The JSON body of a Flask test response (fails the test when there is none)."""
+    body = response.get_json(silent=True)
+    assert body is not None, response.data[:500]
+    return body
+
+
+def headers_of(message: Message) -> dict[str, str]:
+    """A Kafka message's headers as text."""
+    raw: Any = message.headers() or []  # a list of (name, bytes) pairs when consumed
+    return {
+        str(name): value.decode() if isinstance(value, bytes) else str(value or "")
+        for name, value in raw
+    }
