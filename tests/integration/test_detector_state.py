@@ -152,3 +152,13 @@ def test_script_is_reloaded_after_redis_forgets_it(
     redis_client.script_flush()
     assert _run(state, [transaction(at=T0 + timedelta(seconds=1))]) == [[]]
     assert redis_client.zcard(keys.user_window("user-1")) == 2
+
+
+def test_an_unreadable_last_place_counts_as_none(
+    state: UserState, redis_client: redis.Redis
+) -> None:
+    redis_client.set(keys.user_last_seen("user-1"), "not json")
+    txn = transaction(location="Tokyo")
+    snapshot = state.record([StateEntry(txn, None)], evaluated_at_ms=1, lookback_ms=1)[0]
+    assert snapshot.previous is None
+    assert json.loads(redis_client.get(keys.user_last_seen("user-1")) or "")["location"] == "Tokyo"

@@ -33,20 +33,24 @@ for i = 2, #recent, 2 do
   times[#times + 1] = string.format('%d', tonumber(recent[i]))
 end
 
+-- The previous transaction; a value that is not ours to read counts as none.
 local previous = redis.call('GET', KEYS[2])
+local previous_ms = nil
+if previous then
+  local ok, decoded = pcall(cjson.decode, previous)
+  if ok and type(decoded) == 'table' and tonumber(decoded['eventMs']) then
+    previous_ms = tonumber(decoded['eventMs'])
+  else
+    previous = false
+  end
+end
+
 snapshot = '{"recent":[' .. table.concat(times, ',') .. '],"previous":' ..
   (previous or 'null') .. ',"evaluatedAtMs":' .. ARGV[4] .. '}'
 redis.call('SET', KEYS[3], snapshot, 'EX', ARGV[8])
 
 -- The latest transaction by event time stays "last": a late event does not replace it.
-local newer_known = false
-if previous then
-  local ok, decoded = pcall(cjson.decode, previous)
-  if ok and type(decoded) == 'table' and tonumber(decoded['eventMs']) then
-    newer_known = tonumber(decoded['eventMs']) > event_ms
-  end
-end
-if newer_known then
+if previous_ms and previous_ms > event_ms then
   redis.call('EXPIRE', KEYS[2], user_ttl)
 else
   redis.call('SET', KEYS[2], ARGV[3], 'EX', user_ttl)
