@@ -5,7 +5,7 @@ and a decision. Pure: the same transaction and snapshot always give the same out
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 
 from fraud_common.money import FxRates
 from fraud_common.schemas import Alert, Decision, DecisionAlert, Transaction, alert_id
@@ -18,13 +18,7 @@ from fraud_detection.rules import (
     RuleSet,
     Verdict,
 )
-from fraud_detection.state import Snapshot
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
-def from_epoch_ms(value: int) -> datetime:
-    return _EPOCH + timedelta(milliseconds=value)
+from fraud_detection.state import Snapshot, from_epoch_ms
 
 
 def place_of(transaction: Transaction, gazetteer: Gazetteer) -> Place:

@@ -37,6 +37,10 @@ def epoch_ms(value: datetime) -> int:
     return (value - _EPOCH) // timedelta(milliseconds=1)
 
 
+def from_epoch_ms(value: int) -> datetime:
+    return _EPOCH + timedelta(milliseconds=value)
+
+
 @dataclass(frozen=True)
 class LastSeen:
     """The user's previous transaction, as the state keeps it."""

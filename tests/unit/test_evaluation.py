@@ -11,12 +11,12 @@ import pytest
 from fraud_common.kafka.consumer_loop import InvalidMessage
 from fraud_common.money import load_fx_rates
 from fraud_common.schemas import Alert, Decision, alert_id
-from fraud_detection.evaluation import evaluate, from_epoch_ms, place_of
+from fraud_detection.evaluation import evaluate, place_of
 from fraud_detection.geo import load_gazetteer
 from fraud_detection.handler import TransactionHandler
 from fraud_detection.rules import RuleSet
 from fraud_detection.settings import DetectorSettings
-from fraud_detection.state import LastSeen, Snapshot, epoch_ms
+from fraud_detection.state import LastSeen, Snapshot, epoch_ms, from_epoch_ms
 from tests.support.detector_factories import T0, transaction
 
 RULES = RuleSet.from_settings(
