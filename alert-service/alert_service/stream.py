@@ -38,6 +38,7 @@ FEED_EXTENSION = "alert_service.feed"
 SHUTDOWN_EXTENSION = "alert_service.shutdown"
 MAX_BLOCK_SECONDS = 1.0
 READ_COUNT = 500
+STREAM_CLIENT_NAME = "alert-service:stream"
 
 blueprint = Blueprint("stream", __name__)
 
@@ -77,6 +78,7 @@ class AlertFeed:
             socket_timeout=block + self.config.socket_timeout,
             socket_connect_timeout=self.config.socket_timeout,
             single_connection_client=True,
+            client_name=STREAM_CLIENT_NAME,  # visible in CLIENT LIST
         )
         try:
             start, notes = self._start_position(client, last_event_id)
@@ -173,9 +175,12 @@ class Subscription:
         for _name, entries in streams:
             for entry_id, fields in entries:
                 self._last_id = entry_id
+                alert_id, alert = fields.get("alertId"), fields.get("alert")
+                if not alert_id or not alert:
+                    continue  # not written by the store
                 if self._user_id is not None and fields.get("userId") != self._user_id:
                     continue
-                yield f"event: alert\nid: {fields['alertId']}\ndata: {fields['alert']}\n\n"
+                yield f"event: alert\nid: {alert_id}\ndata: {alert}\n\n"
 
 
 def _id_tuple(stream_id: str) -> tuple[int, int]:

@@ -10,12 +10,15 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
+import redis
 import requests
 
 from alert_service import create_app
 from alert_service.store import AlertStore
+from alert_service.stream import FEED_EXTENSION, STREAM_CLIENT_NAME, AlertFeed
 from fraud_common.kafka.topics import contract_topics, ensure_topics
 from fraud_common.schemas import Alert
 from tests.conftest import TopicNames
@@ -33,6 +36,8 @@ class Live:
     url: str
     publisher: AlertPublisher
     store: AlertStore
+    feed: AlertFeed
+    redis: redis.Redis
 
     def stream(self, query: str = "", headers: dict[str, str] | None = None) -> SseSubscriber:
         return SseSubscriber(f"{self.url}/api/v1/alerts/stream{query}", headers=headers or {})
@@ -57,7 +62,13 @@ def live(kafka_bootstrap: str, redis_server_url: str) -> Iterator[Live]:
     publisher = AlertPublisher(kafka_bootstrap, topics.alerts)
     try:
         with running(app), served(app) as url:
-            result = Live(url, publisher, app.extensions["alert_service.store"])
+            result = Live(
+                url,
+                publisher,
+                app.extensions["alert_service.store"],
+                app.extensions[FEED_EXTENSION],
+                app.extensions["alert_service.redis"],
+            )
             warmup = make_alert(f"warm-{suffix}")
             publisher.publish([warmup])
             result.wait_stored([warmup])  # the consumer has joined and owns the partitions
@@ -161,9 +172,19 @@ def test_fifty_concurrent_subscribers_all_receive_every_alert(live: Live) -> Non
             )
         for sub in subs:
             assert [e.id for e in sub.events if e.id in expected] == expected
+        assert _stream_connections(live) >= 50
     finally:
         for sub in subs:
             sub.close()
+    # The server notices a gone client at its next write (a heartbeat at the latest) and
+    # releases the subscription's Redis connection.
+    wait_for(lambda: live.feed.open_subscriptions == 0, timeout=10, what="subscriptions closed")
+    wait_for(lambda: _stream_connections(live) == 0, timeout=10, what="connections closed")
+
+
+def _stream_connections(live: Live) -> int:
+    clients: Any = live.redis.client_list()
+    return sum(c.get("name") == STREAM_CLIENT_NAME for c in clients)
 
 
 def test_the_user_filter_passes_only_that_users_alerts(live: Live) -> None:
