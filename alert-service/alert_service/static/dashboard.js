@@ -64,7 +64,9 @@
     seen: new Set(),
     pending: [], // alerts waiting for the next frame, oldest first
     frame: 0,
-    lastFlush: 0,
+    timer: 0,
+    lastFlush: -Infinity,
+    lastBatch: 0, // alerts drawn by the last update: more than FLASH_MAX means a burst
     paused: false,
     counts: new Map(), // alertType -> count of the alerts in this view
     typeRows: new Map(), // alertType -> <li>
@@ -188,18 +190,26 @@
     schedule();
   }
 
+  // The next update runs in an animation frame, and not before its interval has passed
+  // since the last one (a timer waits out the rest: no frames are requested meanwhile).
   function schedule() {
-    if (!state.frame) state.frame = requestAnimationFrame(flush);
+    if (state.frame || state.timer) return;
+    const interval = state.lastBatch > FLASH_MAX ? BURST_INTERVAL_MS : FLUSH_INTERVAL_MS;
+    const wait = state.lastFlush + interval - performance.now();
+    if (wait > 0) {
+      state.timer = setTimeout(() => {
+        state.timer = 0;
+        state.frame = requestAnimationFrame(flush);
+      }, wait);
+    } else {
+      state.frame = requestAnimationFrame(flush);
+    }
   }
 
   function flush(now) {
     state.frame = 0;
-    const interval = state.pending.length > FLASH_MAX ? BURST_INTERVAL_MS : FLUSH_INTERVAL_MS;
-    if (now - state.lastFlush < interval) {
-      schedule(); // too soon after the last update: let this frame go by untouched
-      return;
-    }
     state.lastFlush = now;
+    state.lastBatch = state.pending.length;
     if (!state.paused && state.pending.length) {
       const batch = document.createDocumentFragment();
       const settled = state.pending.length > FLASH_MAX;
