@@ -23,7 +23,10 @@ def worker_exit(server: Any, worker: Any) -> None:
     app = getattr(worker, "wsgi", None)
     if app is None:
         return
-    for loop in registered(app):
+    loops = registered(app)
+    for loop in loops:  # ask all first, so they wind down together within the grace time
+        loop.target.stop()
+    for loop in loops:
         loop.stop()
     for close in app.extensions.get("fraud_common.closers", []):
         close()

@@ -150,7 +150,7 @@ class ConsumerLoop(Generic[T]):
         try:
             consumer.subscribe(self._topics)
             while not self._stopping.is_set():
-                messages = consumer.consume(self._max_batch, self._poll_timeout)
+                messages = self._next_batch(consumer)
                 self.status.last_poll = time.monotonic()
                 if messages:
                     self._process(consumer, messages)
@@ -163,6 +163,15 @@ class ConsumerLoop(Generic[T]):
                 consumer.close()  # commits stored offsets, leaves the group
             except (KafkaException, RuntimeError):
                 log.exception("closing the consumer failed")
+
+    def _next_batch(self, consumer: Consumer) -> list[Message]:
+        """Wait (up to the poll timeout) for one message, then take what else is already
+        fetched without waiting: `consume(n, timeout)` alone would hold a lone message
+        until the batch fills or the timeout ends, adding that much latency to each hop."""
+        first = consumer.poll(self._poll_timeout)
+        if first is None:
+            return []
+        return [first, *consumer.consume(self._max_batch - 1, 0)]
 
     def _on_client_error(self, error: KafkaError) -> None:
         # librdkafka reconnects by itself; this only makes the outage visible.

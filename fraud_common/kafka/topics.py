@@ -48,7 +48,8 @@ def ensure_topics(
     """Create the topics that do not exist yet; returns the names created.
 
     Already existing topics are left as they are (TOPIC_ALREADY_EXISTS is success).
-    Raises `KafkaException` when the broker cannot be reached within ``timeout``.
+    Raises `KafkaException` (or `TimeoutError` from the admin futures) when the broker
+    cannot be reached within ``timeout``.
     """
     admin = AdminClient(admin_config(bootstrap_servers, extra))
     futures = admin.create_topics(
