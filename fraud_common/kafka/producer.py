@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
+import time
 from collections.abc import Sequence
 from concurrent.futures import Future
 from types import TracebackType
@@ -40,6 +41,8 @@ class AckingProducer:
         self._config = dict(config)
         self._producer = Producer(self._config)
         self._replace_lock = threading.Lock()
+        self._timed_out = threading.Event()
+        self._last_wedge_check = 0.0
         self._poll_interval = poll_interval
         self._stopping = threading.Event()
         self._poller = threading.Thread(
@@ -57,15 +60,34 @@ class AckingProducer:
                     self._replace(producer, exc.args[0])
                 else:
                     log.warning("producer error", extra={"error": str(exc.args[0])})
+            if self._timed_out.is_set():
+                self._replace_if_wedged(producer)
 
-    def _replace(self, failed: Producer, error: KafkaError) -> None:
+    def _replace_if_wedged(self, producer: Producer) -> None:
+        """A send timed out. If the cluster answers now, the producer itself is stuck: a
+        broker that lost its state (Tansu restarted; on Kafka, an expired producer id)
+        refuses our producer id while librdkafka, on brokers without KIP-360, only bumps
+        the epoch locally and retries until every message times out. While the cluster
+        is unreachable, timeouts are expected and the producer is kept."""
+        now = time.monotonic()
+        if now - self._last_wedge_check < 1.0:
+            return
+        self._last_wedge_check = now
+        self._timed_out.clear()
+        try:
+            producer.list_topics(timeout=0.5)
+        except KafkaException:
+            return
+        self._replace(producer, "sends time out while the cluster is reachable")
+
+    def _replace(self, failed: Producer, error: KafkaError | str) -> None:
         """After a fatal error (e.g. a broker that lost its state no longer knows our
         idempotent producer id) librdkafka's producer refuses every send for good: fail
         what it still holds and go on with a fresh one."""
         with self._replace_lock:
             if self._producer is not failed:
                 return
-            log.error("producer hit a fatal error; replacing it", extra={"error": str(error)})
+            log.error("producer unusable; replacing it", extra={"error": str(error)})
             self._producer = Producer(self._config)
         failed.purge()
         with contextlib.suppress(KafkaException):
@@ -86,6 +108,8 @@ class AckingProducer:
 
         def on_delivery(error: KafkaError | None, message: Message) -> None:
             if error is not None:
+                if error.code() == KafkaError._MSG_TIMED_OUT:
+                    self._timed_out.set()
                 future.set_exception(DeliveryFailed(error))
             else:
                 future.set_result(message)
