@@ -24,6 +24,7 @@ from tests.support.transaction_server import (
     new_topics,
     read_messages,
 )
+from tools.local_services import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -169,6 +170,23 @@ def test_get_is_pending_until_a_decision_is_recorded(api: Api, redis_client: red
     assert decided["alerts"] == [alert.model_dump(mode="json")]
     assert decided["evaluatedAt"] == "2026-01-31T12:00:01.000Z"
     assert decided["amount"] == "12.50"
+
+
+def test_unexpected_failure_is_a_json_500_without_details(
+    api: Api, redis_client: redis.Redis, server: TransactionServer
+) -> None:
+    """A corrupt decision record (a bug elsewhere) must not leak a stack trace."""
+    transaction_id = api.post(a_transaction()).json()["transactionId"]
+    redis_client.set(keys.decision(transaction_id), "{not json")
+    response = api.get(f"{TRANSACTIONS}/{transaction_id}")
+    assert response.status_code == 500
+    assert error_of(response) == {
+        "code": "internal_error",
+        "message": "internal error",
+        "details": [],
+    }
+    assert "Traceback" not in response.text
+    wait_for(lambda: "unhandled error" in server.log_text(), timeout=10, what="the logged error")
 
 
 def test_unknown_transaction_is_404_json(api: Api) -> None:
