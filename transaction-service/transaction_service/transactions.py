@@ -58,11 +58,11 @@ def create() -> Response:
         payload = transaction.to_json()
         _accept(context, [transaction], [payload])
         location = f"{bp.url_prefix}/{transaction.transactionId}"
-        body = (
+        answer = (  # the stored JSON is embedded as is rather than parsed and re-encoded
             f'{{"status":"success","transactionId":"{transaction.transactionId}",'
             f'"transaction":{payload}}}'
         )
-        return json_response(body, 201, {"Location": location})
+        return json_response(answer, 201, {"Location": location})
 
     return _once(context, key, body, accept)
 
