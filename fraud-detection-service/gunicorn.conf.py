@@ -14,3 +14,6 @@ worker_class = "gthread"
 threads = 4
 graceful_timeout = 8
 timeout = 30
+# No control socket: its default path ($HOME/.gunicorn/gunicorn.ctl) would be shared by
+# every gunicorn of the same user on the machine.
+control_socket_disable = True
