@@ -71,6 +71,7 @@
     counts: new Map(), // alertType -> count of the alerts in this view
     typeRows: new Map(), // alertType -> <li>
     total: 0,
+    oldest: Infinity, // time (ms) of the oldest alert counted: the counts cover since then
     received: 0, // live alerts received since the page opened
     stats: null,
     hoverX: null, // pointer position over the chart (CSS px), or null
@@ -82,6 +83,9 @@
   const rate = new Intl.NumberFormat(undefined, { maximumFractionDigits: 1 });
   const clock = new Intl.DateTimeFormat(undefined, {
     hour: "2-digit", minute: "2-digit", second: "2-digit", hour12: false,
+  });
+  const dayClock = new Intl.DateTimeFormat(undefined, {
+    month: "short", day: "numeric", hour: "2-digit", minute: "2-digit", hour12: false,
   });
   const money = new Map();
 
@@ -179,6 +183,8 @@
     }
     state.total += 1;
     state.counts.set(alert.alertType, (state.counts.get(alert.alertType) || 0) + 1);
+    const when = Date.parse(alert.timestamp);
+    if (when < state.oldest) state.oldest = when;
     return true;
   }
 
@@ -294,6 +300,15 @@
       if (!state.counts.has(type)) row.querySelector(".type-count").textContent = "0";
     }
     el.types.querySelector(".types-total strong").textContent = number.format(state.total);
+    // The counts cover the stored alerts loaded at start (up to INITIAL_LIMIT) and every
+    // live one since: say from when, so they are not read as all-time totals.
+    const parts = state.userId ? [`user ${state.userId}`] : [];
+    if (Number.isFinite(state.oldest)) {
+      const since = new Date(state.oldest);
+      const sameDay = since.toDateString() === new Date().toDateString();
+      parts.push(`since ${(sameDay ? clock : dayClock).format(since)}`);
+    }
+    el.typesScope.textContent = parts.join(" · ");
   }
 
   // ---------------------------------------------------------------- stream and list
@@ -312,6 +327,7 @@
     state.pending = [];
     state.counts.clear();
     state.total = 0;
+    state.oldest = Infinity;
     state.lastId = "";
     state.initialLoaded = false;
     state.reconnectDelay = 1000;
@@ -321,7 +337,6 @@
     resetCounts();
     const scope = state.userId ? `· user ${state.userId}` : "· all users";
     el.feedScope.textContent = scope;
-    el.typesScope.textContent = state.userId ? `user ${state.userId}` : "";
     el.clear.hidden = !state.userId;
     openStream();
     schedule();
