@@ -180,8 +180,10 @@ class ServiceProcess:
         """Start gunicorn (without waiting for health: see `wait_healthy`)."""
         if self.running:
             raise RuntimeError(f"{self.name} is already running")
-        if port_open(self.port):
-            raise RuntimeError(f"port {self.port} for {self.name} is already in use")
+        try:  # a process that was just killed may hold its socket a moment longer
+            wait_for(lambda: not port_open(self.port), timeout=10, what=f"port {self.port}")
+        except TimeoutError:
+            raise RuntimeError(f"port {self.port} for {self.name} is already in use") from None
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
         self.process = subprocess.Popen(
@@ -216,7 +218,19 @@ class ServiceProcess:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.process.pid, signal.SIGKILL)
         self.process.wait(10)
+        self._wait_group_gone()
         self._close_log()
+
+    def _wait_group_gone(self, timeout: float = 10.0) -> None:
+        """Until no process of the group is left (workers outlive a killed master for a
+        moment) and the kernel has closed the listening socket (a moment later still)."""
+        if self.process is not None:
+            pgid = self.process.pid
+            wait_for(
+                lambda: not _group_pids(pgid) and not port_open(self.port),
+                timeout=timeout,
+                what=f"{self.name} gone and port {self.port} closed",
+            )
 
     def stop(self, timeout: float = 15.0) -> None:
         """SIGTERM (gunicorn stops its workers gracefully), wait, then SIGKILL what is left."""
@@ -229,6 +243,7 @@ class ServiceProcess:
         with contextlib.suppress(ProcessLookupError):  # leftovers: workers, a hung master
             os.killpg(self.process.pid, signal.SIGKILL)
         self.process.wait(10)
+        self._wait_group_gone()
         self._close_log()
 
     def restart(self, timeout: float = 90.0) -> None:
@@ -246,6 +261,18 @@ class ServiceProcess:
         if self._log is not None:
             self._log.close()
             self._log = None
+
+
+@contextlib.contextmanager
+def _terminal_interrupt_blocked() -> Iterator[None]:
+    """Start children with SIGINT blocked (the mask is inherited across exec): a Ctrl-C in
+    the terminal reaches the whole foreground process group, and the broker and Redis
+    must outlive the services, which the devstack stops first, in order."""
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 class Dependency:
@@ -282,7 +309,8 @@ class Dependency:
     def start(self) -> None:
         """Start again on the same port (Redis reloads its append-only file; the memory
         broker starts empty, so the topics are created again)."""
-        self._own().start()
+        with _terminal_interrupt_blocked():
+            self._own().start()
         if self._after_start is not None:
             self._after_start()
 
@@ -431,6 +459,10 @@ class DevStack:
 
     def _start_dependencies(self) -> None:
         self.state_dir.mkdir(parents=True, exist_ok=True)
+        with _terminal_interrupt_blocked():
+            self._start_broker_and_redis()
+
+    def _start_broker_and_redis(self) -> None:
         if self._kafka_given:
             self.broker = Dependency("kafka", self._kafka_given, None)
         else:

@@ -1,4 +1,5 @@
-"""`python tools/devstack.py up` (what `make dev` runs): ready, then SIGTERM stops it all."""
+"""`python tools/devstack.py up` (what `make dev` runs): ready, then SIGTERM or a Ctrl-C
+stops everything it started."""
 
 from __future__ import annotations
 
@@ -46,7 +47,8 @@ def alive(pid: int) -> bool:
     return state != "Z"
 
 
-def test_up_prints_ready_and_sigterm_stops_everything(tmp_path: Path) -> None:
+@pytest.mark.parametrize("stop", ["sigterm", "ctrl-c"])
+def test_up_prints_ready_and_a_stop_leaves_nothing_behind(tmp_path: Path, stop: str) -> None:
     ports = {"transaction": free_port(), "detector": free_port(), "alert": free_port()}
     env = {
         k: v
@@ -70,6 +72,7 @@ def test_up_prints_ready_and_sigterm_stops_everything(tmp_path: Path) -> None:
         stderr=subprocess.STDOUT,
         text=True,
         env=env,
+        start_new_session=True,  # its own process group, as a shell gives a foreground job
     )
     lines: queue.Queue[str] = queue.Queue()
     output: list[str] = []
@@ -100,9 +103,12 @@ def test_up_prints_ready_and_sigterm_stops_everything(tmp_path: Path) -> None:
         assert len(started) >= 9, started
 
         stopping = time.monotonic()
-        process.send_signal(signal.SIGTERM)
+        if stop == "sigterm":
+            process.send_signal(signal.SIGTERM)
+        else:  # a terminal's Ctrl-C: SIGINT to the whole foreground process group
+            os.killpg(process.pid, signal.SIGINT)
         assert process.wait(30) == 0
-        print(f"stopped in {time.monotonic() - stopping:.1f} s")
+        print(f"{stop}: stopped in {time.monotonic() - stopping:.1f} s")
     finally:
         if process.poll() is None:
             process.kill()
