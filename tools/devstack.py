@@ -243,7 +243,8 @@ class ServiceProcess:
         with contextlib.suppress(ProcessLookupError):  # leftovers: workers, a hung master
             os.killpg(self.process.pid, signal.SIGKILL)
         self.process.wait(10)
-        self._wait_group_gone()
+        with contextlib.suppress(TimeoutError):  # stopping goes on with the others anyway
+            self._wait_group_gone()
         self._close_log()
 
     def restart(self, timeout: float = 90.0) -> None:
