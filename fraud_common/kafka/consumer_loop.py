@@ -79,7 +79,9 @@ class LoopStatus:
 
     def healthy(self, stall_after: float) -> bool:
         fresh = time.monotonic() - self.last_poll < stall_after
-        return self.state in ("starting", "running") and fresh
+        # "starting" is not healthy: until the loop polls, nothing is being evaluated
+        # (a detector is still loading its gazetteer or waiting for the broker).
+        return self.state == "running" and fresh
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -152,6 +154,8 @@ class ConsumerLoop(Generic[T]):
             while not self._stopping.is_set():
                 messages = self._next_batch(consumer)
                 self.status.last_poll = time.monotonic()
+                if self.status.state == "starting":
+                    self.status.state = "running"
                 if messages:
                     self._process(consumer, messages)
             self.status.state = "stopped"

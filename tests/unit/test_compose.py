@@ -39,9 +39,6 @@ NOT_FORWARDED = {
     "fx_rates_path": "a file path: needs a volume mounted into the containers",
     "smtp_username": "Mailpit needs no login; add it for a real SMTP server",
     "smtp_password": "Mailpit needs no login; add it for a real SMTP server",
-    # A Literal[500, 1000, 5000, 15000] field: the string "15000" from the environment
-    # does not validate, so forwarding it would stop the detector from starting.
-    "gazetteer_min_population": "DetectorSettings cannot read it from the environment yet",
 }
 # Compose defaults that differ from the code's on purpose: e-mail goes to Mailpit.
 COMPOSE_OVERRIDES = {"smtp_host", "smtp_port", "email_to"}

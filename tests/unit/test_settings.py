@@ -63,3 +63,18 @@ def test_frozen(monkeypatch: pytest.MonkeyPatch) -> None:
         settings.port = 1
     assert settings.transactions_dlq == "transactions.dlq"
     assert settings.alerts_dlq == "fraud-alerts.dlq"
+
+
+def test_detector_reads_its_numbers_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    from fraud_detection.settings import DetectorSettings
+
+    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", "k:9092")
+    monkeypatch.setenv("REDIS_URL", "redis://r:6379/0")
+    monkeypatch.setenv("GAZETTEER_MIN_POPULATION", "5000")
+    monkeypatch.setenv("RAPID_MAX_COUNT", "7")
+    settings = DetectorSettings()
+    assert settings.gazetteer_min_population == 5000
+    assert settings.rapid_max_count == 7
+    monkeypatch.setenv("GAZETTEER_MIN_POPULATION", "2000")
+    with pytest.raises(ValidationError, match="500, 1000, 5000 or 15000"):
+        DetectorSettings()
