@@ -19,8 +19,13 @@ SECRET = "whsec_docs"
 BODY = b'{"alertId":"a1","transaction":{"userId":"u123","amount":"25000"}}'
 
 
-def _blocks(language: str) -> list[str]:
-    return re.findall(rf"```{language}\n(.*?)```", DOC.read_text(), flags=re.DOTALL)
+def _blocks(language: str, doc: Path = DOC) -> list[str]:
+    return re.findall(rf"```{language}\n(.*?)```", doc.read_text(), flags=re.DOTALL)
+
+
+def test_readme_shows_the_same_verification_snippet() -> None:
+    readme = DOC.parents[1] / "README.md"
+    assert _blocks("python")[0] in _blocks("python", readme)
 
 
 def test_python_snippet_verifies_and_refuses() -> None:
