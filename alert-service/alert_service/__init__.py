@@ -14,12 +14,13 @@ import threading
 from confluent_kafka import KafkaException
 from flask import Flask
 
-from alert_service import api, dashboard, errors, health, notify, openapi, stream
+from alert_service import api, dashboard, health, notify, openapi, stream
 from alert_service.consumer import AlertHandler
 from alert_service.settings import AlertServiceSettings
 from alert_service.store import AlertStore, StoreBounds
 from fraud_common.background import BackgroundThread, register
 from fraud_common.health import HealthCheck
+from fraud_common.http_errors import register_error_handlers
 from fraud_common.kafka.config import consumer_config, producer_config
 from fraud_common.kafka.consumer_loop import ConsumerLoop
 from fraud_common.kafka.producer import AckingProducer
@@ -105,7 +106,11 @@ def create_app(settings: AlertServiceSettings | None = None) -> Flask:
         dashboard.blueprint,
     ):
         app.register_blueprint(blueprint)
-    errors.register(app)
+    register_error_handlers(
+        app,
+        unavailable_message="the alert store is unavailable, retry later",
+        internal_message="internal server error",
+    )
     return app
 
 

@@ -6,8 +6,8 @@ import re
 
 from flask import Blueprint, Response, current_app, request
 
-from alert_service.errors import ApiError, json_response, validation_error
 from alert_service.store import AlertStore
+from fraud_common.http_errors import ApiError, field_error, json_response
 from fraud_common.schemas import USER_ID_PATTERN
 
 STORE_EXTENSION = "alert_service.store"
@@ -29,7 +29,7 @@ def user_id_param() -> str | None:
     if value is None or value == "":
         return None
     if not _USER_ID.match(value):
-        raise validation_error("userId", "must be 1-64 characters of A-Z a-z 0-9 _ . : @ -")
+        raise field_error("userId", "must be 1-64 characters of A-Z a-z 0-9 _ . : @ -")
     return value
 
 
@@ -39,10 +39,10 @@ def limit_param() -> int:
         return DEFAULT_LIMIT
     message = f"must be an integer between 1 and {MAX_LIMIT}"
     if not raw.isascii() or not raw.isdigit() or len(raw) > 6:
-        raise validation_error("limit", message)
+        raise field_error("limit", message)
     value = int(raw)
     if not 1 <= value <= MAX_LIMIT:
-        raise validation_error("limit", message)
+        raise field_error("limit", message)
     return value
 
 

@@ -14,9 +14,10 @@ import time
 from typing import Any
 
 import redis
-from flask import Blueprint, Response, current_app, jsonify, request, send_from_directory
+from flask import Blueprint, Response, current_app, request, send_from_directory
 
 from fraud_common import keys
+from fraud_common.http_errors import error_response, field_error, json_response, unavailable
 from fraud_common.redis_client import RETRYABLE_ERRORS
 
 log = logging.getLogger(__name__)
@@ -24,6 +25,7 @@ log = logging.getLogger(__name__)
 REDIS_EXTENSION = "alert_service.redis"
 MAX_STATS_SECONDS = 3600
 DEFAULT_STATS_SECONDS = 300
+_SECONDS_RULE = f"must be an integer from 1 to {MAX_STATS_SECONDS}"
 
 # The page loads only what this blueprint serves: the policy makes "no CDN, no network"
 # a property the browser enforces, not only a habit of whoever edits the page.
@@ -43,30 +45,6 @@ def _redis() -> redis.Redis:
     return client
 
 
-def _validation_error(field: str, message: str) -> tuple[Response, int]:
-    body = {
-        "error": {
-            "code": "validation_error",
-            "message": f"{field} {message}",
-            "details": [{"field": field, "message": message}],
-        }
-    }
-    return jsonify(body), 400
-
-
-def _unavailable() -> tuple[Response, int]:
-    body = {
-        "error": {
-            "code": "service_unavailable",
-            "message": "Redis is unreachable; try again shortly",
-            "details": [],
-        }
-    }
-    response = jsonify(body)
-    response.headers["Retry-After"] = "2"
-    return response, 503
-
-
 def _counts(values: list[Any]) -> list[int]:
     return [int(value) if value is not None else 0 for value in values]
 
@@ -82,16 +60,16 @@ def page() -> Response:
 
 
 @blueprint.get("/api/v1/stats")
-def stats() -> Response | tuple[Response, int]:
+def stats() -> Response:
     """Transactions evaluated and alerts stored per second, for the ``seconds`` seconds
     ending with the current one (the last entry is still filling up)."""
     raw = request.args.get("seconds", str(DEFAULT_STATS_SECONDS))
     try:
         seconds = int(raw)
     except ValueError:
-        return _validation_error("seconds", f"must be an integer from 1 to {MAX_STATS_SECONDS}")
+        return error_response(field_error("seconds", _SECONDS_RULE))
     if not 1 <= seconds <= MAX_STATS_SECONDS:
-        return _validation_error("seconds", f"must be an integer from 1 to {MAX_STATS_SECONDS}")
+        return error_response(field_error("seconds", _SECONDS_RULE))
     now = int(time.time())
     epochs = list(range(now - seconds + 1, now + 1))
     client = _redis()
@@ -100,9 +78,8 @@ def stats() -> Response | tuple[Response, int]:
         alerts = client.mget([keys.stats_alerts(second) for second in epochs])
     except RETRYABLE_ERRORS:
         log.warning("stats unavailable: Redis unreachable", exc_info=True)
-        return _unavailable()
-    response = jsonify(
-        {"seconds": epochs, "transactions": _counts(transactions), "alerts": _counts(alerts)}
+        return error_response(unavailable("Redis is unreachable; try again shortly"))
+    return json_response(
+        {"seconds": epochs, "transactions": _counts(transactions), "alerts": _counts(alerts)},
+        headers={"Cache-Control": "no-store"},
     )
-    response.headers["Cache-Control"] = "no-store"
-    return response

@@ -11,9 +11,9 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app
 
-from alert_service.errors import json_response
 from fraud_common.background import BackgroundThread
 from fraud_common.health import HealthCheck
+from fraud_common.http_errors import json_response
 from fraud_common.kafka.consumer_loop import ConsumerLoop
 
 HEALTH_EXTENSION = "alert_service.health"
@@ -35,6 +35,4 @@ def loop_report(
 def health() -> Response:
     check: HealthCheck = current_app.extensions[HEALTH_EXTENSION]
     body, status = check.report()
-    response = json_response(body, status)
-    response.headers["Cache-Control"] = "no-store"
-    return response
+    return json_response(body, status, {"Cache-Control": "no-store"})

@@ -12,7 +12,7 @@ from typing import Any
 
 from flask import Blueprint, Response
 
-from alert_service.errors import json_response
+from fraud_common.http_errors import json_response
 
 blueprint = Blueprint("openapi", __name__)
 

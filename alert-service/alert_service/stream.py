@@ -27,9 +27,9 @@ import redis
 from flask import Blueprint, Response, current_app, request
 
 from alert_service.api import user_id_param
-from alert_service.errors import validation_error
 from alert_service.store import AlertStore
 from fraud_common import keys
+from fraud_common.http_errors import field_error
 from fraud_common.redis_client import RETRYABLE_ERRORS
 
 log = logging.getLogger(__name__)
@@ -194,7 +194,7 @@ def _last_event_id_param() -> str | None:
         return None
     value = value.strip()
     if len(value) > 128 or not value.isprintable():
-        raise validation_error("Last-Event-ID", "must be an alert id (at most 128 characters)")
+        raise field_error("Last-Event-ID", "must be an alert id (at most 128 characters)")
     return value
 
 

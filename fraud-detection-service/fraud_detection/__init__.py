@@ -13,12 +13,11 @@ import logging
 import os
 import socket
 
-from flask import Flask, jsonify
-from flask.typing import ResponseReturnValue
-from werkzeug.exceptions import HTTPException
+from flask import Flask
 
 from fraud_common.background import BackgroundThread, register
 from fraud_common.health import HealthCheck
+from fraud_common.http_errors import register_error_handlers
 from fraud_common.kafka.config import consumer_config, producer_config
 from fraud_common.kafka.consumer_loop import ConsumerLoop
 from fraud_common.kafka.producer import AckingProducer
@@ -120,24 +119,5 @@ def create_app(settings: DetectorSettings | None = None) -> Flask:
         loops=health.loop_report(thread, loop.status, settings.consumer_stall_seconds),
     )
     app.register_blueprint(health.blueprint)
-    app.register_error_handler(HTTPException, _http_error)
-    app.register_error_handler(Exception, _internal_error)
+    register_error_handlers(app, unavailable_message="Redis is unavailable; retry shortly")
     return app
-
-
-def _http_error(error: HTTPException) -> ResponseReturnValue:
-    code = (error.name or "error").lower().replace(" ", "_")
-    body = {"error": {"code": code, "message": error.description or "", "details": []}}
-    response = jsonify(body)
-    response.status_code = error.code or 500
-    if error.code == 405 and error.response is None:
-        valid = getattr(error, "valid_methods", None)
-        if valid:
-            response.headers["Allow"] = ", ".join(valid)
-    return response
-
-
-def _internal_error(error: Exception) -> ResponseReturnValue:
-    log.error("unhandled error", exc_info=error)
-    body = {"error": {"code": "internal_error", "message": "internal error", "details": []}}
-    return jsonify(body), 500

@@ -9,11 +9,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from flask import Blueprint, current_app, jsonify
-from flask.typing import ResponseReturnValue
+from flask import Blueprint, Response, current_app
 
 from fraud_common.background import BackgroundThread
 from fraud_common.health import HealthCheck
+from fraud_common.http_errors import json_response
 from fraud_common.kafka.consumer_loop import LoopStatus
 
 EXTENSION = "fraud_detection.health"
@@ -31,7 +31,7 @@ def loop_report(
 
 
 @blueprint.get("/health")
-def health() -> ResponseReturnValue:
+def health() -> Response:
     check: HealthCheck = current_app.extensions[EXTENSION]
     body, status = check.report()
-    return jsonify(body), status
+    return json_response(body, status)

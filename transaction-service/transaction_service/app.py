@@ -8,6 +8,7 @@ from confluent_kafka import KafkaException
 from flask import Flask
 
 from fraud_common.health import HealthCheck
+from fraud_common.http_errors import register_error_handlers
 from fraud_common.kafka.config import producer_config
 from fraud_common.kafka.producer import AckingProducer
 from fraud_common.kafka.topics import contract_topics, ensure_topics
@@ -16,7 +17,6 @@ from fraud_common.redis_client import connect
 from transaction_service import health, openapi, transactions
 from transaction_service.api_keys import ApiKeys
 from transaction_service.context import ServiceContext
-from transaction_service.errors import register_error_handlers
 from transaction_service.idempotency import IdempotencyStore
 from transaction_service.publishing import Publisher
 from transaction_service.settings import TransactionServiceSettings
@@ -65,7 +65,7 @@ def create_app(settings: TransactionServiceSettings | None = None) -> Flask:
         openapi_document=openapi.document_text(settings),
     ).install(app)
 
-    register_error_handlers(app)
+    register_error_handlers(app, unavailable_message="storage is unavailable; retry shortly")
     app.register_blueprint(transactions.bp)
     app.register_blueprint(health.bp)
     app.register_blueprint(openapi.bp)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from flask import Blueprint, Response
 
+from fraud_common.http_errors import json_response
 from transaction_service.context import current
-from transaction_service.errors import json_response
 
 bp = Blueprint("health", __name__, url_prefix="/api/v1")
 

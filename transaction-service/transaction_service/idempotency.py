@@ -25,7 +25,7 @@ from typing import Any
 import redis
 
 from fraud_common import keys
-from transaction_service.errors import ApiError
+from fraud_common.http_errors import ApiError, validation_error
 
 MAX_KEY_LENGTH = 255
 HEADER = "Idempotency-Key"
@@ -66,11 +66,8 @@ def validate_key(value: str | None) -> str | None:
     if value is None:
         return None
     if not value.strip() or len(value) > MAX_KEY_LENGTH:
-        raise ApiError(
-            400,
-            "validation_error",
-            "the request is not valid",
-            [{"field": HEADER, "message": f"must be 1-{MAX_KEY_LENGTH} characters"}],
+        raise validation_error(
+            [{"field": HEADER, "message": f"must be 1-{MAX_KEY_LENGTH} characters"}]
         )
     return value
 

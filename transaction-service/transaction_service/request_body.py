@@ -6,8 +6,8 @@ from typing import Any
 
 from flask import request
 
+from fraud_common.http_errors import ApiError
 from fraud_common.jsonutil import InvalidJson, loads_exact
-from transaction_service.errors import ApiError
 
 _CHUNK = 64 * 1024
 

@@ -11,12 +11,12 @@ import redis
 from flask import Blueprint, Response, request
 
 from fraud_common import keys
+from fraud_common.http_errors import ApiError, json_response, unavailable, validation_error
 from fraud_common.jsonutil import dumps
 from fraud_common.schemas import Decision, FieldProblem, Transaction
 from transaction_service import idempotency
 from transaction_service.api_keys import HEADER as API_KEY_HEADER
 from transaction_service.context import ServiceContext, current
-from transaction_service.errors import ApiError, json_response, unavailable, validation_error
 from transaction_service.publishing import PublishFailed, StorageUnavailable
 from transaction_service.request_body import read_json_body
 from transaction_service.validation import parse_batch, parse_transaction, transaction_id_for
