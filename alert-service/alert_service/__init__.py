@@ -8,10 +8,8 @@ gunicorn hooks start in each worker.
 
 from __future__ import annotations
 
-import logging
 import threading
 
-from confluent_kafka import KafkaException
 from flask import Flask
 
 from alert_service import api, dashboard, health, notify, openapi, stream
@@ -24,22 +22,23 @@ from fraud_common.http_errors import register_error_handlers
 from fraud_common.kafka.config import consumer_config, producer_config
 from fraud_common.kafka.consumer_loop import ConsumerLoop
 from fraud_common.kafka.producer import AckingProducer
-from fraud_common.kafka.topics import contract_topics, ensure_topics
+from fraud_common.kafka.topics import try_ensure_service_topics
 from fraud_common.logging_setup import configure_logging
 from fraud_common.redis_client import connect
 from fraud_common.schemas import Alert
 from fraud_common.settings import dlq_topic
 
-log = logging.getLogger(__name__)
-
 REDIS_EXTENSION = "alert_service.redis"
 CLOSERS_EXTENSION = "fraud_common.closers"
+TOPIC_SETUP_TIMEOUT_SECONDS = 10.0
 
 
 def create_app(settings: AlertServiceSettings | None = None) -> Flask:
     settings = settings or AlertServiceSettings()  # from the environment
     configure_logging(settings.log_level, service="alert-service")
-    _ensure_topics(settings)
+    # A broker that is not up yet is only a warning: the consumer subscribes anyway and
+    # gets the topic once it exists.
+    try_ensure_service_topics(settings, timeout=TOPIC_SETUP_TIMEOUT_SECONDS)
 
     app = Flask(__name__)
     redis_url = settings.redis_url.get_secret_value()
@@ -112,21 +111,3 @@ def create_app(settings: AlertServiceSettings | None = None) -> Flask:
         internal_message="internal server error",
     )
     return app
-
-
-def _ensure_topics(settings: AlertServiceSettings) -> None:
-    """Create the contract's topics if missing; a broker that is not up yet is only a
-    warning (the consumer subscribes anyway and gets the topic once it exists)."""
-    specs = contract_topics(
-        settings.transactions_topic,
-        settings.alerts_topic,
-        transactions_partitions=settings.transactions_partitions,
-        alerts_partitions=settings.alerts_partitions,
-        replication_factor=settings.topic_replication_factor,
-    )
-    try:
-        ensure_topics(
-            settings.kafka_bootstrap_servers, specs, timeout=10.0, extra=settings.kafka_extra_config
-        )
-    except (KafkaException, TimeoutError):
-        log.warning("could not create the topics (broker not reachable yet)", exc_info=True)

@@ -9,7 +9,6 @@ hooks in `fraud_common.gunicorn_hooks`) and answers ``GET /health``.
 from __future__ import annotations
 
 import functools
-import logging
 import os
 import socket
 
@@ -21,7 +20,7 @@ from fraud_common.http_errors import register_error_handlers
 from fraud_common.kafka.config import consumer_config, producer_config
 from fraud_common.kafka.consumer_loop import ConsumerLoop
 from fraud_common.kafka.producer import AckingProducer
-from fraud_common.kafka.topics import contract_topics, ensure_topics
+from fraud_common.kafka.topics import ensure_service_topics
 from fraud_common.logging_setup import configure_logging
 from fraud_common.money import load_fx_rates
 from fraud_common.redis_client import connect
@@ -34,8 +33,6 @@ from fraud_detection.rules import RuleSet
 from fraud_detection.settings import DetectorSettings
 from fraud_detection.state import UserState
 from fraud_detection.worker import DetectorWorker
-
-log = logging.getLogger(__name__)
 
 SERVICE = "fraud-detection-service"
 
@@ -93,20 +90,10 @@ def create_app(settings: DetectorSettings | None = None) -> Flask:
         max_batch=settings.consumer_batch_size,
         poll_timeout=settings.consumer_poll_timeout_seconds,
     )
-    topics = contract_topics(
-        settings.transactions_topic,
-        settings.alerts_topic,
-        transactions_partitions=settings.transactions_partitions,
-        alerts_partitions=settings.alerts_partitions,
-        replication_factor=settings.topic_replication_factor,
-    )
     worker = DetectorWorker(
         loop,
-        ensure_topics=lambda: ensure_topics(
-            settings.kafka_bootstrap_servers,
-            topics,
-            timeout=settings.topic_setup_timeout_seconds,
-            extra=settings.kafka_extra_config,
+        ensure_topics=functools.partial(
+            ensure_service_topics, settings, timeout=settings.topic_setup_timeout_seconds
         ),
         warm_up=gazetteer,
     )

@@ -11,9 +11,8 @@ import logging
 import threading
 from collections.abc import Callable
 
-from confluent_kafka import KafkaException
-
 from fraud_common.kafka.consumer_loop import ConsumerLoop
+from fraud_common.kafka.topics import SETUP_ERRORS
 from fraud_common.schemas import Transaction
 
 log = logging.getLogger(__name__)
@@ -54,7 +53,7 @@ class DetectorWorker:
                 self._ensure_topics()
                 self.loop.status.last_error = None
                 return True
-            except (KafkaException, TimeoutError) as exc:  # ensure_topics raises both
+            except SETUP_ERRORS as exc:
                 self.loop.status.last_error = f"kafka: cannot create topics: {exc!r}"
                 log.warning("cannot create topics yet; will retry", exc_info=True)
             self._stopping.wait(delay)

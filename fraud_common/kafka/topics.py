@@ -10,8 +10,12 @@ from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from fraud_common.kafka.config import admin_config
+from fraud_common.settings import ServiceSettings
 
 log = logging.getLogger(__name__)
+
+SETUP_ERRORS: tuple[type[Exception], ...] = (KafkaException, TimeoutError)
+"""What `ensure_topics` raises when the broker cannot be reached in time."""
 
 
 @dataclass(frozen=True)
@@ -71,3 +75,37 @@ def ensure_topics(
     if created:
         log.info("created topics", extra={"topics": created})
     return created
+
+
+def ensure_service_topics(settings: ServiceSettings, *, timeout: float) -> None:
+    """`ensure_topics` for the contract's topics as ``settings`` name and size them.
+
+    Raises one of `SETUP_ERRORS` when the broker cannot be reached within ``timeout``.
+    """
+    specs = contract_topics(
+        settings.transactions_topic,
+        settings.alerts_topic,
+        transactions_partitions=settings.transactions_partitions,
+        alerts_partitions=settings.alerts_partitions,
+        replication_factor=settings.topic_replication_factor,
+    )
+    ensure_topics(
+        settings.kafka_bootstrap_servers,
+        specs,
+        timeout=timeout,
+        extra=settings.kafka_extra_config,
+    )
+
+
+def try_ensure_service_topics(settings: ServiceSettings, *, timeout: float) -> bool:
+    """`ensure_service_topics`, where a broker that is not up yet is only a warning.
+
+    For a service that must start anyway (never crash-loop) and copes with missing
+    topics meanwhile; returns whether the topics are known to exist.
+    """
+    try:
+        ensure_service_topics(settings, timeout=timeout)
+    except SETUP_ERRORS:
+        log.warning("could not ensure topics; the broker may not be up yet", exc_info=True)
+        return False
+    return True

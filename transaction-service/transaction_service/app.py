@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import logging
-
-from confluent_kafka import KafkaException
 from flask import Flask
 
 from fraud_common.health import HealthCheck
 from fraud_common.http_errors import register_error_handlers
 from fraud_common.kafka.config import producer_config
 from fraud_common.kafka.producer import AckingProducer
-from fraud_common.kafka.topics import contract_topics, ensure_topics
+from fraud_common.kafka.topics import try_ensure_service_topics
 from fraud_common.logging_setup import configure_logging
 from fraud_common.redis_client import connect
 from transaction_service import health, openapi, transactions
@@ -21,9 +18,8 @@ from transaction_service.idempotency import IdempotencyStore
 from transaction_service.publishing import Publisher
 from transaction_service.settings import TransactionServiceSettings
 
-log = logging.getLogger(__name__)
-
 CLOSERS = "fraud_common.closers"
+TOPIC_SETUP_TIMEOUT_SECONDS = 5.0
 
 
 def create_app(settings: TransactionServiceSettings | None = None) -> Flask:
@@ -43,7 +39,9 @@ def create_app(settings: TransactionServiceSettings | None = None) -> Flask:
         )
     )
     app.extensions[CLOSERS] = [producer.close, redis_client.close]
-    _ensure_topics(settings)
+    # A broker that is down is only a warning: publishing answers 503 until it is back,
+    # and health says so.
+    try_ensure_service_topics(settings, timeout=TOPIC_SETUP_TIMEOUT_SECONDS)
 
     ServiceContext(
         settings=settings,
@@ -70,21 +68,3 @@ def create_app(settings: TransactionServiceSettings | None = None) -> Flask:
     app.register_blueprint(health.bp)
     app.register_blueprint(openapi.bp)
     return app
-
-
-def _ensure_topics(settings: TransactionServiceSettings) -> None:
-    """Create the contract's topics if missing; a broker that is down is only a warning
-    (publishing answers 503 until it is back, and health says so)."""
-    specs = contract_topics(
-        settings.transactions_topic,
-        settings.alerts_topic,
-        transactions_partitions=settings.transactions_partitions,
-        alerts_partitions=settings.alerts_partitions,
-        replication_factor=settings.topic_replication_factor,
-    )
-    try:
-        ensure_topics(
-            settings.kafka_bootstrap_servers, specs, timeout=5.0, extra=settings.kafka_extra_config
-        )
-    except (KafkaException, TimeoutError):
-        log.warning("could not ensure topics; the broker may not be up yet", exc_info=True)
