@@ -72,3 +72,21 @@ def stats_alerts(epoch_second: int) -> str:
 def notify_cooldown(channel: str, user_id: str, alert_type: str) -> str:
     """Set (NX, EX cooldown) when a channel notifies; while it exists, no re-notification."""
     return f"{PREFIX}:cooldown:{channel}:{{{user_id}}}:{alert_type}"
+
+
+def notify_group(channel: str) -> str:
+    """Consumer group of one notification channel on `ALERTS_STREAM` (a group name inside
+    the stream's key, not a key itself); its workers share it."""
+    return f"notify:{channel}"
+
+
+def notify_retry_schedule(stream: str, channel: str) -> str:
+    """Sorted set of a channel's stream entry ids waiting for a retry, scored by due time
+    (ms). Hash-tagged with the stream's name: same cluster slot as the stream."""
+    return f"{{{stream}}}:notify:{channel}:retry"
+
+
+def notify_retry_attempts(stream: str, channel: str) -> str:
+    """Hash of a channel's stream entry id -> JSON ``{"attempts", "error"}`` of the failed
+    deliveries so far. Hash-tagged with the stream's name, like the retry schedule."""
+    return f"{{{stream}}}:notify:{channel}:attempts"

@@ -7,8 +7,10 @@ nothing: another worker takes the entry over with XAUTOCLAIM once it has been id
 sorted set (score = due time in ms) with its attempt count in a hash, so the next alerts
 of the channel are not held back while it waits.
 
-The schedule's keys carry the stream's name as their hash tag: they share its Redis
-Cluster slot, which keeps the two Lua scripts below (schedule + PEL in one step) legal.
+The schedule's keys (`fraud_common.keys.notify_retry_schedule` and
+`fraud_common.keys.notify_retry_attempts`) carry the stream's name as their hash tag:
+they share its Redis Cluster slot, which keeps the two Lua scripts below (schedule + PEL
+in one step) legal.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import redis
+
+from fraud_common import keys
 
 _POP_DUE = """
 local ids = redis.call('ZRANGE', KEYS[1], '-inf', ARGV[3], 'BYSCORE', 'LIMIT', 0, ARGV[4])
@@ -83,10 +87,10 @@ class ChannelQueue:
     def __init__(self, client: redis.Redis, stream: str, channel: str, consumer: str) -> None:
         self._client = client
         self.stream = stream
-        self.group = f"notify:{channel}"
+        self.group = keys.notify_group(channel)
         self.consumer = consumer
-        self.schedule_key = f"{{{stream}}}:notify:{channel}:retry"
-        self.state_key = f"{{{stream}}}:notify:{channel}:attempts"
+        self.schedule_key = keys.notify_retry_schedule(stream, channel)
+        self.state_key = keys.notify_retry_attempts(stream, channel)
         self._pop_due = client.register_script(_POP_DUE)
         self._autoclaim = client.register_script(_AUTOCLAIM)
         self._cursor = "0-0"
