@@ -109,14 +109,12 @@ def _code_of(exc: HTTPException) -> str:
     return "".join(c if c.isalnum() else "_" for c in name).strip("_") or "error"
 
 
-def register_error_handlers(
-    app: Flask, *, unavailable_message: str, internal_message: str = INTERNAL_MESSAGE
-) -> None:
+def register_error_handlers(app: Flask, *, unavailable_message: str) -> None:
     """Answer every error of ``app`` as JSON.
 
     A retryable Redis error (`RETRYABLE_ERRORS`) that reaches Flask is a 503 with
     ``unavailable_message`` and ``Retry-After``; anything else unexpected is a 500
-    ``internal_error`` with ``internal_message``, its traceback only in the log.
+    ``internal_error`` with one fixed message, its traceback only in the log.
     """
 
     def unexpected(exc: Exception) -> Response:
@@ -126,7 +124,7 @@ def register_error_handlers(
             log.warning("redis unavailable", exc_info=exc)
             return error_response(unavailable(unavailable_message))
         log.exception("unhandled error", exc_info=exc)
-        return error_response(ApiError(500, "internal_error", internal_message))
+        return error_response(ApiError(500, "internal_error", INTERNAL_MESSAGE))
 
     app.register_error_handler(ApiError, error_response)
     app.register_error_handler(HTTPException, lambda exc: error_response(http_error(exc)))

@@ -108,6 +108,5 @@ def create_app(settings: AlertServiceSettings | None = None) -> Flask:
     register_error_handlers(
         app,
         unavailable_message="the alert store is unavailable, retry later",
-        internal_message="internal server error",
     )
     return app

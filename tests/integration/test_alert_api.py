@@ -132,7 +132,7 @@ def test_http_errors_are_json_never_html(app: Flask, client: FlaskClient) -> Non
     crashed = client.get("/test-explode")
     assert crashed.status_code == 500
     assert json_of(crashed) == {
-        "error": {"code": "internal_error", "message": "internal server error", "details": []}
+        "error": {"code": "internal_error", "message": "internal error", "details": []}
     }
     assert b"secret internals" not in crashed.data
 
