@@ -147,12 +147,19 @@ class AckingProducer:
         return True
 
     def close(self, timeout: float = 5.0) -> None:
-        """Flush what is queued (bounded), then stop the polling thread."""
+        """Flush what is queued (bounded), stop the polling thread, then close the client
+        (without it librdkafka keeps reconnecting, and logging, until garbage collection)."""
         remaining = self._producer.flush(timeout)
         if remaining:
             log.error("producer closed with undelivered messages", extra={"undelivered": remaining})
         self._stopping.set()
         self._poller.join(timeout=1.0)
+        # What the bounded flush left is failed now (its futures raise DeliveryFailed), so
+        # that close(), which would otherwise flush again without a bound, returns at once.
+        self._producer.purge()
+        with contextlib.suppress(KafkaException):
+            self._producer.poll(0)
+        self._producer.close()
 
     def __enter__(self) -> AckingProducer:
         return self
