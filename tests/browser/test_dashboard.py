@@ -13,12 +13,8 @@ from __future__ import annotations
 
 import json
 import time
-import uuid
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
-from decimal import Decimal
 from pathlib import Path
-from typing import Any
 
 import pytest
 import redis
@@ -28,10 +24,11 @@ from flask.testing import FlaskClient
 
 from alert_service import create_app, dashboard
 from fraud_common import keys
-from fraud_common.schemas import Alert, Transaction, alert_id
+from fraud_common.schemas import Alert
 from tests.browser.chromium import Chromium, find_chromium
 from tests.conftest import TopicNames
 from tests.support.alert_app import AlertPublisher, alert_settings, running, served
+from tests.support.factories import make_alert
 from tools.local_services import wait_for
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts"
@@ -73,38 +70,6 @@ def publisher(kafka_bootstrap: str, topics: TopicNames) -> Iterator[AlertPublish
     publisher = AlertPublisher(kafka_bootstrap, topics.alerts)
     yield publisher
     publisher.close()
-
-
-def make_alert(
-    user_id: str,
-    alert_type: str,
-    *,
-    amount: str,
-    currency: str = "USD",
-    location: str = "New York",
-    severity: str = "high",
-    details: dict[str, Any] | None = None,
-) -> Alert:
-    """An alert as the detector publishes it, for one new transaction."""
-    now = datetime.now(UTC)
-    transaction = Transaction(
-        transactionId=str(uuid.uuid4()),
-        userId=user_id,
-        amount=Decimal(amount),
-        currency=currency,
-        location=location,
-        timestamp=now,
-        receivedAt=now,
-    )
-    return Alert(
-        alertId=alert_id(transaction.transactionId, alert_type),
-        alertType=alert_type,
-        severity=severity,
-        transaction=transaction,
-        timestamp=now,
-        details=details or {},
-        message=f"{alert_type} for {user_id}",
-    )
 
 
 def large(user_id: str, amount: str = "25000.00", currency: str = "USD") -> Alert:

@@ -15,7 +15,8 @@ from alert_service import create_app
 from alert_service.store import AlertStore
 from fraud_common.schemas import Alert
 from tests.conftest import TopicNames
-from tests.support.alert_app import alert_settings, closing, json_of, make_alert
+from tests.support.alert_app import alert_settings, closing, json_of
+from tests.support.factories import make_alert
 from tools.local_services import free_port
 
 pytestmark = pytest.mark.integration

@@ -16,8 +16,9 @@ import pytest
 import requests
 
 from fraud_common.kafka.topics import contract_topics, ensure_topics
-from tests.support.alert_app import AlertPublisher, make_alert
+from tests.support.alert_app import AlertPublisher
 from tests.support.alert_sse import SseSubscriber
+from tests.support.factories import make_alert
 from tools.local_services import free_port, wait_for
 
 pytestmark = pytest.mark.integration

@@ -32,10 +32,10 @@ from tests.support.alert_app import (
     AlertPublisher,
     alert_settings,
     closing,
-    make_alert,
     running,
     served,
 )
+from tests.support.factories import make_alert
 from tools.local_services import free_port, wait_for
 
 pytestmark = pytest.mark.integration

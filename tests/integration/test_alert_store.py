@@ -24,10 +24,10 @@ from tests.support.alert_app import (
     committed_offsets,
     headers_of,
     json_of,
-    make_alert,
     next_offsets,
     running,
 )
+from tests.support.factories import make_alert
 from tests.support.kafka_reading import read_topic
 from tools.local_services import RedisServer, wait_for
 

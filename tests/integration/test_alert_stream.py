@@ -22,8 +22,9 @@ from alert_service.stream import FEED_EXTENSION, STREAM_CLIENT_NAME, AlertFeed
 from fraud_common.kafka.topics import contract_topics, ensure_topics
 from fraud_common.schemas import Alert
 from tests.conftest import TopicNames
-from tests.support.alert_app import AlertPublisher, alert_settings, make_alert, running, served
+from tests.support.alert_app import AlertPublisher, alert_settings, running, served
 from tests.support.alert_sse import SseSubscriber
+from tests.support.factories import make_alert
 from tools.local_services import wait_for
 
 pytestmark = pytest.mark.integration

@@ -8,11 +8,11 @@ import redis
 from alert_service.notify import ChannelWorker
 from fraud_common import keys
 from fraud_common.redis_client import connect
+from tests.support.factories import make_alert
 from tests.support.notify_support import (
     SmtpSink,
     WebhookReceiver,
     dlq_producer,
-    make_alert,
     notify_settings,
     pending,
     publish,

@@ -6,10 +6,10 @@ import pytest
 import redis
 
 from fraud_common.redis_client import connect
+from tests.support.factories import make_alert
 from tests.support.notify_support import (
     SmtpSink,
     dlq_producer,
-    make_alert,
     notify_settings,
     pending,
     publish,

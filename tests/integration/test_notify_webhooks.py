@@ -14,6 +14,7 @@ from alert_service.notify.webhook import webhook_channel
 from fraud_common import keys
 from fraud_common.redis_client import connect
 from tests.conftest import TopicNames
+from tests.support.factories import make_alert
 from tests.support.kafka_reading import read_topic
 from tests.support.notify_support import (
     FAST_TUNING,
@@ -22,7 +23,6 @@ from tests.support.notify_support import (
     SmtpSink,
     WebhookReceiver,
     dlq_producer,
-    make_alert,
     notify_settings,
     pending,
     publish,

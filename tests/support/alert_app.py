@@ -9,8 +9,6 @@ import uuid
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from decimal import Decimal
 from typing import Any
 
 from confluent_kafka import ConsumerGroupTopicPartitions, Message, TopicPartition
@@ -24,7 +22,7 @@ from alert_service.stream import FEED_EXTENSION, SHUTDOWN_EXTENSION
 from fraud_common.background import registered
 from fraud_common.kafka.config import producer_config
 from fraud_common.kafka.producer import AckingProducer
-from fraud_common.schemas import Alert, Transaction, alert_id
+from fraud_common.schemas import Alert
 from tests.conftest import TopicNames
 from tools.local_services import free_port, wait_for
 
@@ -85,37 +83,6 @@ def served(app: Flask) -> Iterator[str]:
         thread.join(10)
         feed = app.extensions[FEED_EXTENSION]
         wait_for(lambda: feed.open_subscriptions == 0, timeout=10, what="streams to end")
-
-
-def make_alert(
-    user_id: str,
-    *,
-    alert_type: str = "large_transaction_detected",
-    amount: str = "25000.00",
-    currency: str = "USD",
-    location: str = "Tokyo",
-    transaction_id: str | None = None,
-) -> Alert:
-    """An alert as the detector publishes it."""
-    now = datetime.now(UTC)
-    txn = Transaction(
-        transactionId=transaction_id or str(uuid.uuid4()),
-        userId=user_id,
-        amount=Decimal(amount),
-        currency=currency,
-        location=location,
-        timestamp=now,
-        receivedAt=now,
-    )
-    return Alert(
-        alertId=alert_id(txn.transactionId, alert_type),
-        alertType=alert_type,
-        severity="high",
-        transaction=txn,
-        timestamp=now,
-        details={"threshold": 10000, "amount_usd": amount},
-        message=f"{amount} {currency} is above 10000 USD",
-    )
 
 
 @dataclass(frozen=True)

@@ -8,11 +8,8 @@ import email
 import email.policy
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from decimal import Decimal
 from email.message import EmailMessage
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
@@ -26,40 +23,11 @@ from alert_service.settings import AlertServiceSettings
 from fraud_common import keys
 from fraud_common.background import BackgroundThread
 from fraud_common.kafka.producer import AckingProducer
-from fraud_common.schemas import Alert, Transaction, alert_id
+from fraud_common.schemas import Alert
 from tools.local_services import free_port, wait_for
 
 SECRET = "test-webhook-secret"
 FAST_TUNING = Tuning(block_seconds=0.2, claim_idle_seconds=1.0, sweep_interval_seconds=0.2)
-
-
-def make_alert(
-    user: str = "u123",
-    alert_type: str = "large_transaction_detected",
-    *,
-    amount: str = "25000",
-    currency: str = "USD",
-    location: str = "Tokyo",
-) -> Alert:
-    now = datetime.now(UTC)
-    txn = Transaction(
-        transactionId=str(uuid.uuid4()),
-        userId=user,
-        amount=Decimal(amount),
-        currency=currency,
-        location=location,
-        timestamp=now,
-        receivedAt=now,
-    )
-    return Alert(
-        alertId=alert_id(txn.transactionId, alert_type),
-        alertType=alert_type,
-        severity="high",
-        transaction=txn,
-        timestamp=now,
-        details={"threshold": Decimal("10000")},
-        message=f"{alert_type} for {user}",
-    )
 
 
 def publish(client: redis.Redis, *alerts: Alert) -> list[str]:
