@@ -8,9 +8,15 @@ from collections.abc import Callable
 from typing import Any
 
 import redis
+from flask import Blueprint, Flask, Response, current_app
 
+from fraud_common.background import BackgroundThread
+from fraud_common.http_errors import json_response
+from fraud_common.kafka.consumer_loop import LoopStatus
 from fraud_common.kafka.producer import AckingProducer
 from fraud_common.redis_client import RETRYABLE_ERRORS
+
+EXTENSION = "fraud_common.health"
 
 
 class HealthCheck:
@@ -58,3 +64,30 @@ class HealthCheck:
             ok = ok and bool(loops.get("healthy"))
         body = {"status": "healthy" if ok else "unhealthy", **body}
         return body, 200 if ok else 503
+
+
+def loop_report(
+    thread: BackgroundThread, status: LoopStatus, stall_seconds: float
+) -> Callable[[], dict[str, Any]]:
+    """The consumer part of a health report: unwell when the loop's thread died, when it
+    is failing (Redis or Kafka away, a batch being retried) or stopped polling for
+    ``stall_seconds``."""
+
+    def report() -> dict[str, Any]:
+        healthy = thread.alive and status.healthy(stall_seconds)
+        return {"healthy": healthy, "threadAlive": thread.alive, **status.as_dict()}
+
+    return report
+
+
+def install_health(app: Flask, check: HealthCheck, *, url_prefix: str = "") -> None:
+    """Serve ``GET <url_prefix>/health`` from ``check`` on ``app``."""
+    app.extensions[EXTENSION] = check
+    blueprint = Blueprint("health", __name__, url_prefix=url_prefix or None)
+
+    @blueprint.get("/health")
+    def health() -> Response:
+        body, status = current_app.extensions[EXTENSION].report()
+        return json_response(body, status, {"Cache-Control": "no-store"})
+
+    app.register_blueprint(blueprint)

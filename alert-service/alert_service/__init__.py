@@ -12,12 +12,12 @@ import threading
 
 from flask import Flask
 
-from alert_service import api, dashboard, health, notify, openapi, stream
+from alert_service import api, dashboard, notify, openapi, stream
 from alert_service.consumer import AlertHandler
 from alert_service.settings import AlertServiceSettings
 from alert_service.store import AlertStore, StoreBounds
 from fraud_common.background import BackgroundThread, register
-from fraud_common.health import HealthCheck
+from fraud_common.health import HealthCheck, install_health, loop_report
 from fraud_common.http_errors import register_error_handlers
 from fraud_common.kafka.config import consumer_config, producer_config
 from fraud_common.kafka.consumer_loop import ConsumerLoop
@@ -89,10 +89,13 @@ def create_app(settings: AlertServiceSettings | None = None) -> Flask:
     )
     app.extensions[api.STORE_EXTENSION] = store
     app.extensions[REDIS_EXTENSION] = redis_client
-    app.extensions[health.HEALTH_EXTENSION] = HealthCheck(
-        redis_client=redis_client,
-        producer=producer,
-        loops=health.loop_report(consumer_thread, loop, settings.consumer_stall_seconds),
+    install_health(
+        app,
+        HealthCheck(
+            redis_client=redis_client,
+            producer=producer,
+            loops=loop_report(consumer_thread, loop.status, settings.consumer_stall_seconds),
+        ),
     )
     # Run by the gunicorn hook after the loops stopped: streams end, producer flushes.
     app.extensions[CLOSERS_EXTENSION] = [shutdown.set, producer.close, redis_client.close]
@@ -100,7 +103,6 @@ def create_app(settings: AlertServiceSettings | None = None) -> Flask:
     for blueprint in (
         api.blueprint,
         stream.blueprint,
-        health.blueprint,
         openapi.blueprint,
         dashboard.blueprint,
     ):

@@ -15,7 +15,7 @@ import socket
 from flask import Flask
 
 from fraud_common.background import BackgroundThread, register
-from fraud_common.health import HealthCheck
+from fraud_common.health import HealthCheck, install_health, loop_report
 from fraud_common.http_errors import register_error_handlers
 from fraud_common.kafka.config import consumer_config, producer_config
 from fraud_common.kafka.consumer_loop import ConsumerLoop
@@ -26,7 +26,6 @@ from fraud_common.money import load_fx_rates
 from fraud_common.redis_client import connect
 from fraud_common.schemas import Transaction
 from fraud_common.settings import dlq_topic
-from fraud_detection import health
 from fraud_detection.geo import load_gazetteer
 from fraud_detection.handler import TransactionHandler
 from fraud_detection.rules import RuleSet
@@ -100,11 +99,13 @@ def create_app(settings: DetectorSettings | None = None) -> Flask:
     thread = BackgroundThread("fraud-detector", worker)
     register(app, thread)
 
-    app.extensions[health.EXTENSION] = HealthCheck(
-        redis_client=redis_client,
-        producer=producer,
-        loops=health.loop_report(thread, loop.status, settings.consumer_stall_seconds),
+    install_health(
+        app,
+        HealthCheck(
+            redis_client=redis_client,
+            producer=producer,
+            loops=loop_report(thread, loop.status, settings.consumer_stall_seconds),
+        ),
     )
-    app.register_blueprint(health.blueprint)
     register_error_handlers(app, unavailable_message="Redis is unavailable; retry shortly")
     return app

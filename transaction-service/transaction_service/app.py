@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from flask import Flask
 
-from fraud_common.health import HealthCheck
+from fraud_common.health import HealthCheck, install_health
 from fraud_common.http_errors import register_error_handlers
 from fraud_common.kafka.config import producer_config
 from fraud_common.kafka.producer import AckingProducer
 from fraud_common.kafka.topics import try_ensure_service_topics
 from fraud_common.logging_setup import configure_logging
 from fraud_common.redis_client import connect
-from transaction_service import health, openapi, transactions
+from transaction_service import openapi, transactions
 from transaction_service.api_keys import ApiKeys
 from transaction_service.context import ServiceContext
 from transaction_service.idempotency import IdempotencyStore
@@ -59,12 +59,13 @@ def create_app(settings: TransactionServiceSettings | None = None) -> Flask:
             in_flight_seconds=settings.idempotency_in_flight_seconds,
         ),
         api_keys=ApiKeys(settings.api_keys),
-        health=HealthCheck(redis_client=redis_client, producer=producer),
         openapi_document=openapi.document_text(settings),
     ).install(app)
 
     register_error_handlers(app, unavailable_message="storage is unavailable; retry shortly")
     app.register_blueprint(transactions.bp)
-    app.register_blueprint(health.bp)
+    install_health(
+        app, HealthCheck(redis_client=redis_client, producer=producer), url_prefix="/api/v1"
+    )
     app.register_blueprint(openapi.bp)
     return app

@@ -7,7 +7,6 @@ from dataclasses import dataclass
 import redis
 from flask import Flask, current_app
 
-from fraud_common.health import HealthCheck
 from transaction_service.api_keys import ApiKeys
 from transaction_service.idempotency import IdempotencyStore
 from transaction_service.publishing import Publisher
@@ -23,7 +22,6 @@ class ServiceContext:
     publisher: Publisher
     idempotency: IdempotencyStore
     api_keys: ApiKeys
-    health: HealthCheck
     openapi_document: str
 
     def install(self, app: Flask) -> None:
