@@ -300,13 +300,23 @@ class Follower:
 
 
 class Runner:
-    def __init__(self, api: Api, *, timeout: float, follower: Follower | None) -> None:
+    def __init__(
+        self,
+        api: Api,
+        *,
+        timeout: float,
+        follower: Follower | None,
+        show: Callable[[str], None],
+    ) -> None:
         self.api = api
         self.timeout = timeout
         self.follower = follower
+        # Every line goes through `show`, which the follower's thread shares: two threads
+        # printing at once could otherwise splice a live alert into the middle of a line.
+        self.show = show
 
     def run(self, scenario: Scenario) -> Outcome:
-        print(f"\n== {scenario.name}: {scenario.title}", flush=True)
+        self.show(f"\n== {scenario.name}: {scenario.title}")
         sent: list[Sent] = []
         rejected = 0
         for index, body in enumerate(scenario.transactions):
@@ -321,20 +331,17 @@ class Runner:
             if response.status_code == 201:
                 transaction_id = response.json()["transactionId"]
                 sent.append(Sent(transaction_id, body["userId"], body))
-                print(f"{line} {transaction_id}", flush=True)
+                self.show(f"{line} {transaction_id}")
             else:
                 rejected += 1
-                print(f"{line} {response.text[:200]}", flush=True)
+                self.show(f"{line} {response.text[:200]}")
         if rejected:
             return Outcome(scenario.name, False, f"{rejected} transaction(s) not accepted")
 
         started = time.monotonic()
         decisions = self._wait_for_decisions(sent)
         undecided = [s.transaction_id for s in sent if s.transaction_id not in decisions]
-        print(
-            f"   decided {len(decisions)}/{len(sent)} in {time.monotonic() - started:.1f} s",
-            flush=True,
-        )
+        self.show(f"   decided {len(decisions)}/{len(sent)} in {time.monotonic() - started:.1f} s")
         if undecided:
             return Outcome(
                 scenario.name, False, f"{len(undecided)} transaction(s) never decided: {undecided}"
@@ -346,7 +353,7 @@ class Runner:
         users = sorted({s.user_id for s in sent})
         found = self._wait_for_alerts(users, decided_ids)
         for alert in sorted(found, key=lambda a: str(a.get("timestamp", ""))):
-            print("   " + describe_alert(alert), flush=True)
+            self.show("   " + describe_alert(alert))
         return self._verdict(scenario, users, decided_ids, found)
 
     def _wait_for_decisions(self, sent: list[Sent]) -> dict[str, dict[str, Any]]:
@@ -502,7 +509,7 @@ def main(argv: list[str] | None = None) -> int:
     follower = None
     if args.follow:
         follower = Follower(api, show=show)
-        print(f"following {args.alerts_url}/api/v1/alerts/stream ...", flush=True)
+        show(f"following {args.alerts_url}/api/v1/alerts/stream ...")
         if not follower.start():
             print("the live stream did not answer within 10 s", file=sys.stderr)
             return 1
@@ -517,19 +524,19 @@ def main(argv: list[str] | None = None) -> int:
             "random": lambda: scenario_random(args.count, args.delay, args.seed),
         }
         names = list(builders) if args.test == "all" else [args.test]
-        runner = Runner(api, timeout=args.timeout, follower=follower)
+        runner = Runner(api, timeout=args.timeout, follower=follower, show=show)
         outcomes = []
         for name in names:
             try:
                 outcomes.append(runner.run(builders[name]()))
             except requests.RequestException as exc:
                 outcomes.append(Outcome(name, False, f"request failed: {exc}"))
-        print("\n== summary", flush=True)
+        show("\n== summary")
         for outcome in outcomes:
-            print(f"   {'PASS' if outcome.passed else 'FAIL'} {outcome.name}: {outcome.summary}")
+            show(f"   {'PASS' if outcome.passed else 'FAIL'} {outcome.name}: {outcome.summary}")
         failed = sum(not o.passed for o in outcomes)
         verdict = f"{failed} of {len(outcomes)} scenarios FAILED" if failed else "all passed"
-        print(f"   {verdict}", flush=True)
+        show(f"   {verdict}")
         return 1 if failed else 0
     except KeyboardInterrupt:
         return 0
