@@ -132,13 +132,57 @@ def _group_pids(pgid: int) -> list[int]:
     return sorted(pids)
 
 
-def http_ok(url: str, timeout: float = 2.0) -> bool:
-    """True when ``url`` answers 200."""
+def http_status(url: str, timeout: float = 2.0) -> int | None:
+    """The status ``url`` answers with; None when nothing answers."""
     try:
         with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 - our URL
-            return bool(response.status == 200)
+            return int(response.status)
+    except urllib.error.HTTPError as error:
+        return int(error.code)
     except (OSError, urllib.error.URLError):
-        return False
+        return None
+
+
+def http_ok(url: str, timeout: float = 2.0) -> bool:
+    """True when ``url`` answers 200."""
+    return http_status(url, timeout) == 200
+
+
+def service_env(
+    service: ServiceSpec, port: int, settings: Mapping[str, str | None]
+) -> dict[str, str]:
+    """The environment a service runs with here: this process's environment with the
+    repository and the service directory on PYTHONPATH, unbuffered output, loopback on
+    ``port``, then ``settings`` (None removes a variable). The worker count and the
+    consumer group are never inherited from the shell: only ``settings`` choose them."""
+    env = dict(os.environ)
+    paths = [str(REPO), str(REPO / service.directory), env.get("PYTHONPATH", "")]
+    env.update(
+        {
+            "PYTHONPATH": os.pathsep.join(p for p in paths if p),
+            "PYTHONUNBUFFERED": "1",
+            "HOST": "127.0.0.1",
+            "PORT": str(port),
+        }
+    )
+    # gunicorn's control socket defaults to one path per user (~/.gunicorn), which
+    # every master of every stack on the machine would fight over.
+    env.setdefault("GUNICORN_CMD_ARGS", "--no-control-socket")
+    for inherited in (
+        "KAFKA_HOST",  # legacy names
+        "REDIS_HOST",
+        "REDIS_PORT",
+        "REDIS_PASSWORD",
+        "WEB_CONCURRENCY",  # each service's gunicorn.conf.py default
+        "CONSUMER_GROUP",  # never one group for both consumers
+    ):
+        env.pop(inherited, None)
+    for key, value in settings.items():
+        if value is None:
+            env.pop(key, None)
+        else:
+            env[key] = value
+    return env
 
 
 class ServiceProcess:
@@ -153,6 +197,15 @@ class ServiceProcess:
         self.log_path = log_dir / f"{service.name}.log"
         self.process: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None
+
+    @classmethod
+    def on_free_port(
+        cls, name: str, settings: Mapping[str, str | None], *, log_dir: Path
+    ) -> ServiceProcess:
+        """A service (by name or short name) on a free port, its environment built by
+        `service_env` from ``settings`` (for tests that run one service alone)."""
+        service, port = spec(name), free_port()
+        return cls(service, port=port, env=service_env(service, port, settings), log_dir=log_dir)
 
     @property
     def name(self) -> str:
@@ -201,13 +254,21 @@ class ServiceProcess:
         return self.running and http_ok(self.health_url)
 
     def wait_healthy(self, timeout: float = 90.0) -> None:
+        self._wait_until(lambda: http_ok(self.health_url), timeout, "to answer 200")
+
+    def wait_serving(self, timeout: float = 90.0) -> None:
+        """Until the health endpoint answers at all, whatever its status (a service whose
+        broker or Redis is away still serves: it answers 503)."""
+        self._wait_until(lambda: http_status(self.health_url) is not None, timeout, "to answer")
+
+    def _wait_until(self, ready: Callable[[], bool], timeout: float, what: str) -> None:
         def check() -> bool:
             if not self.running:
                 raise RuntimeError(f"{self.name} exited during start:\n{self.log_tail()}")
-            return http_ok(self.health_url)
+            return ready()
 
         try:
-            wait_for(check, timeout=timeout, interval=0.2, what=f"{self.health_url} to answer 200")
+            wait_for(check, timeout=timeout, interval=0.2, what=f"{self.health_url} {what}")
         except TimeoutError as exc:
             raise TimeoutError(f"{exc}\n{self.name} log:\n{self.log_tail()}") from None
 
@@ -491,40 +552,19 @@ class DevStack:
                 time.sleep(0.5)
 
     def _service_env(self, service: ServiceSpec) -> dict[str, str]:
-        env = dict(os.environ)
-        paths = [str(REPO), str(REPO / service.directory), env.get("PYTHONPATH", "")]
-        env.update(
-            {
-                "PYTHONPATH": os.pathsep.join(p for p in paths if p),
-                "PYTHONUNBUFFERED": "1",
-                "HOST": "127.0.0.1",
-                "PORT": str(self.ports[service.name]),
-                "KAFKA_BOOTSTRAP_SERVERS": self.kafka_bootstrap_servers,
-                "REDIS_URL": self.redis_url,
-                "LOG_LEVEL": self.log_level,
-                "TRANSACTIONS_TOPIC": self.transactions_topic,
-                "ALERTS_TOPIC": self.alerts_topic,
-            }
-        )
-        # gunicorn's control socket defaults to one path per user (~/.gunicorn), which
-        # every master of every stack on the machine would fight over.
-        env.setdefault("GUNICORN_CMD_ARGS", "--no-control-socket")
-        for legacy in ("KAFKA_HOST", "REDIS_HOST", "REDIS_PORT", "REDIS_PASSWORD"):
-            env.pop(legacy, None)
+        settings: dict[str, str | None] = {
+            "KAFKA_BOOTSTRAP_SERVERS": self.kafka_bootstrap_servers,
+            "REDIS_URL": self.redis_url,
+            "LOG_LEVEL": self.log_level,
+            "TRANSACTIONS_TOPIC": self.transactions_topic,
+            "ALERTS_TOPIC": self.alerts_topic,
+        }
         if service.name == "fraud-detection-service":
-            env["WEB_CONCURRENCY"] = str(self.detectors)  # one consumer per worker
-        else:
-            env.pop("WEB_CONCURRENCY", None)  # each service's gunicorn.conf.py default
-        env.pop("CONSUMER_GROUP", None)  # never one group for both consumers
+            settings["WEB_CONCURRENCY"] = str(self.detectors)  # one consumer per worker
         group = _CONSUMER_GROUPS.get(service.name)
         if group and self.consumer_group_suffix:
-            env["CONSUMER_GROUP"] = f"{group}-{self.consumer_group_suffix}"
-        for key, value in self.extra_env.items():
-            if value is None:
-                env.pop(key, None)
-            else:
-                env[key] = value
-        return env
+            settings["CONSUMER_GROUP"] = f"{group}-{self.consumer_group_suffix}"
+        return service_env(service, self.ports[service.name], {**settings, **self.extra_env})
 
     def stop(self) -> None:
         """SIGTERM every service at once, wait for each, then stop the broker and Redis."""

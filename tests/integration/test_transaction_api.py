@@ -19,11 +19,12 @@ from fraud_common import keys
 from fraud_common.schemas import Decision, DecisionAlert
 from tests.support.transaction_server import (
     PARTITIONS,
-    TransactionServer,
     assert_conforms,
     new_topics,
     read_messages,
+    transaction_server,
 )
+from tools.devstack import ServiceProcess
 from tools.local_services import wait_for
 
 pytestmark = pytest.mark.integration
@@ -40,9 +41,9 @@ def service_topics(kafka_bootstrap: str) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def server(
     kafka_bootstrap: str, redis_server_url: str, service_topics: dict[str, str]
-) -> Iterator[TransactionServer]:
+) -> Iterator[ServiceProcess]:
     env = {"KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap, "REDIS_URL": redis_server_url}
-    with TransactionServer({**env, **service_topics}, workers=2) as running:
+    with transaction_server({**env, **service_topics}, workers=2) as running:
         yield running
 
 
@@ -69,7 +70,7 @@ class Api:
 
 
 @pytest.fixture
-def api(server: TransactionServer, redis_url: str) -> Iterator[Api]:
+def api(server: ServiceProcess, redis_url: str) -> Iterator[Api]:
     """Requests to the running service; Redis is emptied before each test."""
     client = Api(server.url)
     yield client
@@ -173,7 +174,7 @@ def test_get_is_pending_until_a_decision_is_recorded(api: Api, redis_client: red
 
 
 def test_unexpected_failure_is_a_json_500_without_details(
-    api: Api, redis_client: redis.Redis, server: TransactionServer
+    api: Api, redis_client: redis.Redis, server: ServiceProcess
 ) -> None:
     """A corrupt decision record (a bug elsewhere) must not leak a stack trace."""
     transaction_id = api.post(a_transaction()).json()["transactionId"]
@@ -186,7 +187,11 @@ def test_unexpected_failure_is_a_json_500_without_details(
         "details": [],
     }
     assert "Traceback" not in response.text
-    wait_for(lambda: "unhandled error" in server.log_text(), timeout=10, what="the logged error")
+    wait_for(
+        lambda: "unhandled error" in server.log_path.read_text(errors="replace"),
+        timeout=10,
+        what="the logged error",
+    )
 
 
 def test_unknown_transaction_is_404_json(api: Api) -> None:
@@ -373,7 +378,7 @@ def test_key_of_255_chars_is_fine(api: Api) -> None:
 
 def test_concurrent_requests_with_one_key_publish_once(
     api: Api,
-    server: TransactionServer,
+    server: ServiceProcess,
     kafka_bootstrap: str,
     service_topics: dict[str, str],
 ) -> None:
@@ -488,14 +493,14 @@ def test_batch_with_idempotency_key(api: Api) -> None:
 @pytest.fixture(scope="module")
 def keyed_server(
     kafka_bootstrap: str, redis_server_url: str, service_topics: dict[str, str]
-) -> Iterator[TransactionServer]:
+) -> Iterator[ServiceProcess]:
     env = {
         "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
         "REDIS_URL": redis_server_url,
         "API_KEYS": "first-key, second-key",
         **service_topics,
     }
-    with TransactionServer(env, workers=1) as running:
+    with transaction_server(env, workers=1) as running:
         yield running
 
 
@@ -511,7 +516,7 @@ def keyed_server(
     ],
 )
 def test_api_keys_guard_transactions(
-    keyed_server: TransactionServer, redis_url: str, headers: dict[str, str], status: int
+    keyed_server: ServiceProcess, redis_url: str, headers: dict[str, str], status: int
 ) -> None:
     url = f"{keyed_server.url}{TRANSACTIONS}"
     response = requests.post(url, json=a_transaction(), headers=headers, timeout=10)
@@ -530,6 +535,6 @@ def test_api_keys_guard_transactions(
         assert_conforms(document, f"{TRANSACTIONS}/{{transactionId}}", "get", lookup)
 
 
-def test_health_and_openapi_stay_open_with_api_keys(keyed_server: TransactionServer) -> None:
+def test_health_and_openapi_stay_open_with_api_keys(keyed_server: ServiceProcess) -> None:
     assert requests.get(f"{keyed_server.url}/api/v1/health", timeout=10).status_code == 200
     assert requests.get(f"{keyed_server.url}/api/v1/openapi.json", timeout=10).status_code == 200

@@ -20,11 +20,12 @@ from confluent_kafka import Message
 from fraud_common.kafka.topics import contract_topics, ensure_topics
 from tests.support.transaction_server import (
     PARTITIONS,
-    TransactionServer,
     assert_conforms,
     new_topics,
     read_messages,
+    transaction_server,
 )
+from tools.devstack import ServiceProcess
 from tools.local_services import RedisServer, TansuBroker, wait_for
 from transaction_service.validation import transaction_id_for
 
@@ -44,11 +45,11 @@ def a_transaction(user_id: str | None = None) -> dict[str, Any]:
     }
 
 
-def post(server: TransactionServer, body: Any, **headers: str) -> requests.Response:
+def post(server: ServiceProcess, body: Any, **headers: str) -> requests.Response:
     return requests.post(f"{server.url}{TRANSACTIONS}", json=body, headers=headers, timeout=15)
 
 
-def timed_post(server: TransactionServer, body: Any, **headers: str) -> requests.Response:
+def timed_post(server: ServiceProcess, body: Any, **headers: str) -> requests.Response:
     started = time.monotonic()
     response = post(server, body, **headers)
     elapsed = time.monotonic() - started
@@ -56,7 +57,7 @@ def timed_post(server: TransactionServer, body: Any, **headers: str) -> requests
     return response
 
 
-def health_says(server: TransactionServer, dependency: str, state: str) -> bool:
+def health_says(server: ServiceProcess, dependency: str, state: str) -> bool:
     response = requests.get(f"{server.url}{HEALTH}", timeout=10)
     body = response.json()
     expected_status = 200 if state == "connected" else 503
@@ -99,7 +100,7 @@ def test_broker_away_gets_bounded_503s_and_comes_back_without_restart(
     bootstrap = own_broker.bootstrap_servers
     topics = new_topics(bootstrap)
     env = {"KAFKA_BOOTSTRAP_SERVERS": bootstrap, "REDIS_URL": redis_url, **topics}
-    with TransactionServer(env) as server:
+    with transaction_server(env) as server:
         document = requests.get(f"{server.url}/api/v1/openapi.json", timeout=10).json()
         assert post(server, a_transaction()).status_code == 201
         stored_before = set(redis_client.keys("fraud:txn:*"))
@@ -137,7 +138,7 @@ def test_broker_away_gets_bounded_503s_and_comes_back_without_restart(
         try:
             wait_for(retried, timeout=30, interval=0.2, what="a 201 after the broker returned")
         except TimeoutError:
-            print([a.text for a in answers[-3:]], server.log_text()[-6000:])
+            print([a.text for a in answers[-3:]], server.log_tail(6000))
             raise
         assert {a.status_code for a in answers[:-1]} <= {503}
         accepted = answers[-1].json()
@@ -157,7 +158,7 @@ def test_redis_away_gets_bounded_503s_and_health_names_it(
     topics = new_topics(kafka_bootstrap)
     with RedisServer(appendonly=False) as own_redis:
         env = {"KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap, "REDIS_URL": own_redis.url, **topics}
-        with TransactionServer(env) as server:
+        with transaction_server(env) as server:
             document = requests.get(f"{server.url}/api/v1/openapi.json", timeout=10).json()
             assert post(server, a_transaction()).status_code == 201
 

@@ -26,7 +26,8 @@ from schemathesis.specs.openapi.checks import (
 from fraud_common import keys
 from fraud_common.jsonutil import loads_exact
 from fraud_common.schemas import Decision
-from tests.support.transaction_server import TransactionServer, assert_conforms, new_topics
+from tests.support.transaction_server import assert_conforms, new_topics, transaction_server
+from tools.devstack import ServiceProcess
 from transaction_service import create_app
 from transaction_service.idempotency import fingerprint
 from transaction_service.openapi import build_document
@@ -51,13 +52,13 @@ def service_env(kafka_bootstrap: str, redis_server_url: str) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def server(service_env: dict[str, str]) -> Iterator[TransactionServer]:
-    with TransactionServer(service_env, workers=2) as running:
+def server(service_env: dict[str, str]) -> Iterator[ServiceProcess]:
+    with transaction_server(service_env, workers=2) as running:
         yield running
 
 
 @pytest.fixture(scope="module")
-def document(server: TransactionServer) -> dict[str, Any]:
+def document(server: ServiceProcess) -> dict[str, Any]:
     response = requests.get(f"{server.url}{OPENAPI}", timeout=10)
     assert response.status_code == 200
     served: dict[str, Any] = response.json()
@@ -97,7 +98,7 @@ def test_document_covers_every_route(service_env: dict[str, str], document: dict
 
 
 def test_real_responses_conform(
-    server: TransactionServer, document: dict[str, Any], redis_client: redis.Redis
+    server: ServiceProcess, document: dict[str, Any], redis_client: redis.Redis
 ) -> None:
     url = server.url
 
@@ -196,7 +197,7 @@ schema = schemathesis.openapi.from_dict(DOCUMENT)
     suppress_health_check=list(HealthCheck),
 )
 def test_fuzzing_finds_no_5xx_and_nothing_outside_the_document(
-    case: Any, server: TransactionServer
+    case: Any, server: ServiceProcess
 ) -> None:
     case.call_and_validate(
         base_url=server.url,

@@ -1,35 +1,29 @@
 """The transaction-service under real gunicorn on a free port, and exact topic reads.
 
-`TransactionServer` runs the service exactly as the local stack and the images do
-(``cd transaction-service && gunicorn --config gunicorn.conf.py
-'transaction_service:create_app()'``) with its settings in the environment.
+`transaction_server` runs the service with `tools.devstack.ServiceProcess`, exactly as
+the local stack and the images do (``cd transaction-service && gunicorn --config
+gunicorn.conf.py 'transaction_service:create_app()'``), with its settings in the
+environment.
 `read_messages` reads a topic by assigning every partition (no consumer group, so no
 group join to wait for) and keeps only the messages a test is interested in.
 """
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
-from types import TracebackType
-from typing import IO, Any, Self
+from typing import Any
 
 import jsonschema_rs
-import requests
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Message, TopicPartition
 
 from fraud_common.kafka.topics import contract_topics, ensure_topics
-from tools.local_services import free_port, wait_for
+from tools.devstack import ServiceProcess
 
-ROOT = Path(__file__).resolve().parents[2]
-SERVICE_DIR = ROOT / "transaction-service"
 PARTITIONS = 10
 
 
@@ -41,87 +35,23 @@ def new_topics(bootstrap: str) -> dict[str, str]:
     return {"TRANSACTIONS_TOPIC": transactions, "ALERTS_TOPIC": alerts}
 
 
-class TransactionServer:
-    """gunicorn serving the transaction-service; ``env`` holds its settings."""
-
-    def __init__(self, env: dict[str, str], *, workers: int = 1) -> None:
-        self.port = free_port()
-        self.env = {
-            **os.environ,
-            "PYTHONPATH": os.pathsep.join([str(ROOT), str(SERVICE_DIR)]),
-            "HOST": "127.0.0.1",
-            "PORT": str(self.port),
-            "WEB_CONCURRENCY": str(workers),
-            "LOG_LEVEL": "WARNING",
-            **env,
-        }
-        self.dir = Path(tempfile.mkdtemp(prefix="transaction-service-"))
-        self.process: subprocess.Popen[bytes] | None = None
-        self._log: IO[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def log_path(self) -> Path:
-        return self.dir / "gunicorn.log"
-
-    def start(self, timeout: float = 30.0) -> Self:
-        self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
-        self.process = subprocess.Popen(
-            [
-                str(Path(sys.executable).parent / "gunicorn"),
-                "--config",
-                "gunicorn.conf.py",
-                "transaction_service:create_app()",
-            ],
-            cwd=SERVICE_DIR,
-            env=self.env,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-        )
-        try:
-            wait_for(self._answers, timeout=timeout, what=f"transaction-service on {self.port}")
-        except BaseException:
-            self.stop()
-            raise
-        return self
-
-    def _answers(self) -> bool:
-        if self.process is not None and self.process.poll() is not None:
-            raise RuntimeError(f"gunicorn exited:\n{self.log_text()[-3000:]}")
-        try:
-            requests.get(f"{self.url}/api/v1/openapi.json", timeout=2)
-        except (requests.ConnectionError, requests.Timeout):
-            return False
-        return True
-
-    def log_text(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
-
-    def stop(self, timeout: float = 15.0) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(10)
-        if self._log is not None:
-            self._log.close()
-            self._log = None
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
+@contextmanager
+def transaction_server(
+    settings: Mapping[str, str | None], *, workers: int = 1, timeout: float = 30.0
+) -> Iterator[ServiceProcess]:
+    """The transaction-service under gunicorn on a free port, serving (see
+    `ServiceProcess.wait_serving`) until the block ends; ``settings`` go into its
+    environment. Its log is in a directory of its own."""
+    service = ServiceProcess.on_free_port(
+        "transaction",
+        {"WEB_CONCURRENCY": str(workers), "LOG_LEVEL": "WARNING", **settings},
+        log_dir=Path(tempfile.mkdtemp(prefix="transaction-service-")),
+    )
+    try:
+        service.start().wait_serving(timeout)
+        yield service
+    finally:
+        service.stop()
 
 
 def read_messages(
