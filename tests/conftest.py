@@ -17,6 +17,7 @@ import pytest
 import redis
 
 from fraud_common.kafka.topics import contract_topics, ensure_topics
+from fraud_common.redis_client import connect
 from tools.local_services import RedisServer, TansuBroker
 
 
@@ -51,7 +52,8 @@ def redis_url(redis_server_url: str) -> str:
 
 @pytest.fixture
 def redis_client(redis_url: str) -> Iterator[redis.Redis]:
-    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    """A client as the services make it (`fraud_common.redis_client.connect`)."""
+    client = connect(redis_url)
     yield client
     client.close()
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 import redis
 
-from fraud_common.redis_client import connect
 from tests.support.factories import make_alert
 from tests.support.notify_support import (
     SmtpSink,
@@ -20,15 +19,8 @@ from tests.support.notify_support import (
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture
-def client(redis_url: str):
-    client = connect(redis_url)
-    yield client
-    client.close()
-
-
 def test_alert_email_has_subject_text_and_html(
-    client: redis.Redis, redis_url: str, kafka_bootstrap: str
+    redis_client: redis.Redis, redis_url: str, kafka_bootstrap: str
 ) -> None:
     alert = make_alert("u123", amount="25000", currency="USD", location="Tokyo")
     with SmtpSink() as smtp, dlq_producer(kafka_bootstrap) as producer:
@@ -40,11 +32,11 @@ def test_alert_email_has_subject_text_and_html(
             email_from="alerts@fraud.example",
             email_to="ops@example.com, risk@example.com",
         )
-        with start_channels(settings, client, producer) as channels:
+        with start_channels(settings, redis_client, producer) as channels:
             assert [w.channel for w in channels.workers] == ["email"]
-            publish(client, alert)
+            publish(redis_client, alert)
             wait_until(lambda: len(smtp.mails) == 1, "one mail")
-            wait_until(lambda: pending(client, channels.workers[0]) == 0, "acknowledged")
+            wait_until(lambda: pending(redis_client, channels.workers[0]) == 0, "acknowledged")
 
     (mail,) = smtp.mails
     assert mail.envelope_from == "alerts@fraud.example"
@@ -69,7 +61,7 @@ def test_alert_email_has_subject_text_and_html(
 
 @pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")
 def test_smtp_failures_are_retried_and_login_is_used(
-    client: redis.Redis, redis_url: str, kafka_bootstrap: str
+    redis_client: redis.Redis, redis_url: str, kafka_bootstrap: str
 ) -> None:
     with (
         SmtpSink(fail_first=2, credentials=("mailer", "s3cret")) as smtp,
@@ -84,11 +76,11 @@ def test_smtp_failures_are_retried_and_login_is_used(
             smtp_password="s3cret",
             email_to=["ops@example.com"],
         )
-        with start_channels(settings, client, producer) as channels:
+        with start_channels(settings, redis_client, producer) as channels:
             (worker,) = channels.workers
-            publish(client, alert := make_alert("u7"))
+            publish(redis_client, alert := make_alert("u7"))
             wait_until(lambda: len(smtp.mails) == 1, "accepted on the third attempt")
-            wait_until(lambda: pending(client, worker) == 0, "acknowledged")
+            wait_until(lambda: pending(redis_client, worker) == 0, "acknowledged")
 
     assert smtp.attempts == 3
     assert smtp.mails[0].login == "mailer"

@@ -38,19 +38,12 @@ def _text(value: str | bytes | None) -> str:
     return value.decode() if isinstance(value, bytes) else value or ""
 
 
-@pytest.fixture
-def client(redis_url: str):
-    client = connect(redis_url)
-    yield client
-    client.close()
-
-
 def test_receiver_verifies_the_signature_of_each_alert(
-    client: redis.Redis, redis_url: str, kafka_bootstrap: str
+    redis_client: redis.Redis, redis_url: str, kafka_bootstrap: str
 ) -> None:
     with WebhookReceiver() as receiver, dlq_producer(kafka_bootstrap) as producer:
         settings = notify_settings(redis_url, kafka_bootstrap, webhook_urls=[receiver.url])
-        threads = build_notifiers(settings, client, producer)  # the app's own entry point
+        threads = build_notifiers(settings, redis_client, producer)  # the app's own entry point
         assert [t.name for t in threads] == [f"notify-{webhook_channel(receiver.url)}"]
         workers = [t.target for t in threads if isinstance(t.target, ChannelWorker)]
         assert len(workers) == 1
@@ -59,7 +52,7 @@ def test_receiver_verifies_the_signature_of_each_alert(
         try:
             wait_until(lambda: all(w.ready.is_set() for w in workers), "group created")
             alerts = [make_alert("u1"), make_alert("u2", "unusual_location_change_detected")]
-            publish(client, *alerts)
+            publish(redis_client, *alerts)
             wait_until(lambda: len(receiver.successes()) == 2, "two deliveries")
         finally:
             for thread in threads:
@@ -81,17 +74,17 @@ def test_receiver_verifies_the_signature_of_each_alert(
 
 
 def test_receiver_failing_twice_gets_the_alert_once_without_holding_back_the_next(
-    client: redis.Redis, redis_url: str, kafka_bootstrap: str
+    redis_client: redis.Redis, redis_url: str, kafka_bootstrap: str
 ) -> None:
     flaky, steady = make_alert("u1"), make_alert("u2")
     plan = Plan(respond=lambda alert, n: 500 if alert == flaky.alertId and n <= 2 else 200)
     with WebhookReceiver(plan) as receiver, dlq_producer(kafka_bootstrap) as producer:
         settings = notify_settings(redis_url, kafka_bootstrap, webhook_urls=[receiver.url])
-        with start_channels(settings, client, producer) as channels:
-            publish(client, flaky, steady)  # one transaction: read in one batch
+        with start_channels(settings, redis_client, producer) as channels:
+            publish(redis_client, flaky, steady)  # one transaction: read in one batch
             wait_until(lambda: len(receiver.successes()) == 2, "both alerts delivered")
             (worker,) = channels.workers
-            wait_until(lambda: pending(client, worker) == 0, "both acknowledged")
+            wait_until(lambda: pending(redis_client, worker) == 0, "both acknowledged")
 
     calls = [(r.headers["X-Alert-Id"], r.status) for r in receiver.all()]
     assert calls == [
@@ -103,12 +96,12 @@ def test_receiver_failing_twice_gets_the_alert_once_without_holding_back_the_nex
     assert worker.stats.delivered == 2
     assert worker.stats.failed_attempts == 2
     assert worker.stats.dead_lettered == 0
-    assert client.zcard(worker.queue.schedule_key) == 0
-    assert client.hlen(worker.queue.state_key) == 0
+    assert redis_client.zcard(worker.queue.schedule_key) == 0
+    assert redis_client.hlen(worker.queue.state_key) == 0
 
 
 def test_dead_url_ends_on_the_dlq_and_delays_no_other_channel(
-    client: redis.Redis, redis_url: str, kafka_bootstrap: str, topics: TopicNames
+    redis_client: redis.Redis, redis_url: str, kafka_bootstrap: str, topics: TopicNames
 ) -> None:
     alerts = [make_alert("u1"), make_alert("u2", "multiple_rapid_transactions_detected")]
     # The dead receiver answers after the sender's timeout: every attempt costs 1 s.
@@ -128,13 +121,13 @@ def test_dead_url_ends_on_the_dlq_and_delays_no_other_channel(
             smtp_port=smtp.port,
             email_to=["ops@example.com"],
         )
-        with start_channels(settings, client, producer) as channels:
-            publish(client, *alerts)
+        with start_channels(settings, redis_client, producer) as channels:
+            publish(redis_client, *alerts)
             wait_until(lambda: len(alive.successes()) == 2, "the live URL got both")
             wait_until(lambda: len(smtp.mails) == 2, "both mails arrived")
             (dead_worker,) = [w for w in channels.workers if "/dead" in w.deliverer.target]
             wait_until(lambda: dead_worker.stats.dead_lettered == 2, "both parked", timeout=40)
-            wait_until(lambda: pending(client, dead_worker) == 0, "parked ones acknowledged")
+            wait_until(lambda: pending(redis_client, dead_worker) == 0, "parked ones acknowledged")
         parked = read_topic(kafka_bootstrap, topics.alerts_dlq, expect=2)
 
     # The live channels had everything before the dead URL's first attempt even timed out.
@@ -158,22 +151,22 @@ def test_dead_url_ends_on_the_dlq_and_delays_no_other_channel(
 
 
 def test_two_workers_of_one_channel_deliver_each_alert_once(
-    client: redis.Redis, redis_url: str, kafka_bootstrap: str
+    redis_client: redis.Redis, redis_url: str, kafka_bootstrap: str
 ) -> None:
     alerts = [make_alert(f"user-{i}") for i in range(30)]
     with WebhookReceiver(Plan(delay=0.01)) as receiver, dlq_producer(kafka_bootstrap) as producer:
         settings = notify_settings(redis_url, kafka_bootstrap, webhook_urls=[receiver.url])
         with (
-            start_channels(settings, client, producer) as first,
-            start_channels(settings, client, producer) as second,
+            start_channels(settings, redis_client, producer) as first,
+            start_channels(settings, redis_client, producer) as second,
         ):
             workers = first.workers + second.workers
             assert len({w.queue.consumer for w in workers}) == 2
             assert len({w.queue.group for w in workers}) == 1
             for alert in alerts:
-                publish(client, alert)
+                publish(redis_client, alert)
             wait_until(lambda: len(receiver.successes()) >= 30, "30 deliveries")
-            wait_until(lambda: pending(client, workers[0]) == 0, "all acknowledged")
+            wait_until(lambda: pending(redis_client, workers[0]) == 0, "all acknowledged")
 
     delivered = [r.headers["X-Alert-Id"] for r in receiver.all()]
     assert sorted(delivered) == sorted(a.alertId for a in alerts)
@@ -182,22 +175,24 @@ def test_two_workers_of_one_channel_deliver_each_alert_once(
 
 
 def test_an_alert_left_pending_by_a_dead_worker_is_taken_over(
-    client: redis.Redis, redis_url: str, kafka_bootstrap: str
+    redis_client: redis.Redis, redis_url: str, kafka_bootstrap: str
 ) -> None:
     with WebhookReceiver() as receiver, dlq_producer(kafka_bootstrap) as producer:
         settings = notify_settings(
             redis_url, kafka_bootstrap, webhook_urls=[receiver.url], webhook_timeout_seconds=0.3
         )
         group = f"notify:{webhook_channel(receiver.url)}"
-        client.xgroup_create(keys.ALERTS_STREAM, group, id="$", mkstream=True)
+        redis_client.xgroup_create(keys.ALERTS_STREAM, group, id="$", mkstream=True)
         alert = make_alert("u1")
-        publish(client, alert)
+        publish(redis_client, alert)
         # A worker that read the entry and died before settling it.
-        read: Any = client.xreadgroup(group, "crashed-worker", {keys.ALERTS_STREAM: ">"}, count=10)
+        read: Any = redis_client.xreadgroup(
+            group, "crashed-worker", {keys.ALERTS_STREAM: ">"}, count=10
+        )
         assert len(read[0][1]) == 1
-        with start_channels(settings, client, producer) as channels:
+        with start_channels(settings, redis_client, producer) as channels:
             wait_until(lambda: len(receiver.successes()) == 1, "taken over and delivered")
-            wait_until(lambda: pending(client, channels.workers[0]) == 0, "acknowledged")
+            wait_until(lambda: pending(redis_client, channels.workers[0]) == 0, "acknowledged")
     assert [r.headers["X-Alert-Id"] for r in receiver.all()] == [alert.alertId]
 
 
@@ -224,7 +219,7 @@ def test_channel_keeps_going_when_redis_is_briefly_away(kafka_bootstrap: str) ->
 
 
 def test_a_stopping_worker_hands_the_alerts_in_hand_back(
-    client: redis.Redis, redis_url: str, kafka_bootstrap: str
+    redis_client: redis.Redis, redis_url: str, kafka_bootstrap: str
 ) -> None:
     alerts = [make_alert(f"user-{i}") for i in range(5)]
     with WebhookReceiver(Plan(delay=0.3)) as receiver, dlq_producer(kafka_bootstrap) as producer:
@@ -232,15 +227,15 @@ def test_a_stopping_worker_hands_the_alerts_in_hand_back(
         # Take-over of abandoned entries is out of reach here: what the second worker
         # gets, it gets because the first one handed it back.
         slow_claim = replace(FAST_TUNING, claim_idle_seconds=600)
-        first = start_channels(settings, client, producer, slow_claim)
+        first = start_channels(settings, redis_client, producer, slow_claim)
         with first:
-            publish(client, *alerts)  # one batch in the first worker's hands
+            publish(redis_client, *alerts)  # one batch in the first worker's hands
             wait_until(lambda: len(receiver.all()) >= 1, "the first delivery started")
         (stopped,) = first.workers
         assert stopped.stats.delivered < len(alerts)
-        with start_channels(settings, client, producer, slow_claim) as second:
+        with start_channels(settings, redis_client, producer, slow_claim) as second:
             wait_until(lambda: len(receiver.successes()) == len(alerts), "the rest delivered")
-            wait_until(lambda: pending(client, second.workers[0]) == 0, "all acknowledged")
+            wait_until(lambda: pending(redis_client, second.workers[0]) == 0, "all acknowledged")
 
     delivered = [r.headers["X-Alert-Id"] for r in receiver.successes()]
     assert sorted(delivered) == sorted(a.alertId for a in alerts)
@@ -248,7 +243,7 @@ def test_a_stopping_worker_hands_the_alerts_in_hand_back(
 
 
 def test_stopping_one_channel_thread_stops_every_channel_of_the_app(
-    client: redis.Redis, redis_url: str, kafka_bootstrap: str
+    redis_client: redis.Redis, redis_url: str, kafka_bootstrap: str
 ) -> None:
     # gunicorn's worker_exit stops loops one after another: the channels share one flag
     # so that they wind down together within the grace period.
@@ -260,7 +255,7 @@ def test_stopping_one_channel_thread_stops_every_channel_of_the_app(
             smtp_host="127.0.0.1",
             email_to=["ops@example.com"],
         )
-        threads = build_notifiers(settings, client, producer)
+        threads = build_notifiers(settings, redis_client, producer)
         assert len(threads) == 3
         for thread in threads:
             thread.start()
