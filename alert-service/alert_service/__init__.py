@@ -67,7 +67,7 @@ def create_app(settings: AlertServiceSettings | None = None) -> Flask:
             extra=settings.kafka_extra_config,
         ),
         topics=[settings.alerts_topic],
-        handler=AlertHandler(store),
+        handler=AlertHandler(store, max_event_age=settings.max_event_age),
         producer=producer,
         dlq_topic=dlq_topic,
     )

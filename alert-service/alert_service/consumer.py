@@ -2,36 +2,40 @@
 
 decode: a message must be an `Alert` (else it is dead-lettered by the loop).
 handle: store the whole batch in one round trip (idempotent per alertId) and log one
-readable line per alert seen for the first time. Raising makes the loop retry the batch
-without committing it.
+readable line per alert seen for the first time. A dependency failure makes the loop
+retry the batch without committing it; any other failure makes it find the failing
+alerts and dead-letter them, while the others are stored.
+reject: nothing to record beyond the dead letter the loop sends.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from datetime import timedelta
 from typing import Any
 
 from confluent_kafka import Message
 from pydantic import ValidationError
 
 from alert_service.store import AlertStore
-from fraud_common.kafka.consumer_loop import InvalidMessage, Record
-from fraud_common.schemas import Alert
+from fraud_common.kafka.consumer_loop import InvalidMessage, Record, Rejected
+from fraud_common.schemas import MAX_EVENT_AGE_CONTEXT, Alert
 
 log = logging.getLogger("alert_service.alerts")
 
 
 class AlertHandler:
-    def __init__(self, store: AlertStore) -> None:
+    def __init__(self, store: AlertStore, *, max_event_age: timedelta) -> None:
         self._store = store
+        self._decode_context = {MAX_EVENT_AGE_CONTEXT: max_event_age}
 
     def decode(self, message: Message) -> Alert:
         value = message.value()
         if not value:
             raise InvalidMessage("empty message")
         try:
-            return Alert.model_validate_json(value)
+            return Alert.model_validate_json(value, context=self._decode_context)
         except ValidationError as exc:
             problems = "; ".join(
                 f"{'.'.join(str(p) for p in e['loc']) or 'message'}: {e['msg']}"
@@ -45,6 +49,10 @@ class AlertHandler:
                 log.info(describe(stored.alert), extra=_fields(stored.alert))
             else:
                 log.debug("alert already stored", extra={"alert_id": stored.alert.alertId})
+
+
+    def reject(self, rejected: Rejected) -> None:
+        """The dead letter (sent by the loop) is the whole record of a rejected alert."""
 
 
 def describe(alert: Alert) -> str:

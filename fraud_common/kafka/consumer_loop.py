@@ -2,15 +2,23 @@
 
     while not stopping:
         batch = consumer.consume(...)
-        decode each message; the undecodable go to <topic>.dlq with the reason
-        handler.handle(decoded batch)  -- retried with backoff until it succeeds
+        decode each message             -- one that cannot be decoded is set aside
+        handler.handle(decoded batch)   -- a dependency away: retried with backoff
+                                           a record failure: bisected down to the
+                                           records that fail, which are set aside
+        set-aside records: handler.reject(record, reason), then <topic>.dlq
         store the batch's offsets       -- librdkafka commits stored offsets only
 
-Nothing is stored (so nothing committed) for work that has not succeeded: when Redis or
-Kafka is away the loop keeps the batch in hand, reports itself failing, retries with
-capped exponential backoff and goes on by itself when the dependency returns. A stop
-request (SIGTERM) ends the retry and the loop; the unfinished batch is not committed
-and is delivered again, which the handlers make harmless (idempotent per message).
+Failures come in two kinds (`fraud_common.failures`). While Redis or Kafka is away the
+loop keeps the batch in hand, reports itself failing, retries with capped exponential
+backoff and goes on by itself when the dependency returns; nothing is stored (so
+nothing committed) for work that has not succeeded. Any other failure belongs to a
+record: the batch is split in halves until the failing records are found, each gets
+the handler's verdict for it (the detector records the decision ``error``) and a dead
+letter with the reason and its origin, and the rest of the batch is processed as
+usual. No record can wedge the loop. A stop request (SIGTERM) ends a retry and the
+loop; an unfinished batch is not committed and is delivered again, which the handlers
+make harmless (idempotent per message).
 """
 
 from __future__ import annotations
@@ -26,6 +34,7 @@ from typing import Any, Generic, Protocol, TypeVar
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
+from fraud_common.failures import describe, is_dependency_failure
 from fraud_common.kafka.producer import AckingProducer
 
 log = logging.getLogger(__name__)
@@ -48,6 +57,21 @@ class Record(Generic[T]):
     offset: int
     key: str | None
     headers: dict[str, str]
+    raw: bytes = b""
+
+
+@dataclass(frozen=True)
+class Rejected:
+    """A message set aside: undecodable (``value`` is None) or failing in the handler."""
+
+    reason: str
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    raw: bytes
+    headers: dict[str, str]
+    value: Any = None
 
 
 class BatchHandler(Protocol[T]):
@@ -60,9 +84,15 @@ class BatchHandler(Protocol[T]):
     def handle(self, records: Sequence[Record[T]]) -> None:
         """Process a batch completely (state, produced messages acknowledged) or raise.
 
-        Raising means "retry the whole batch later"; it must therefore be safe to run
-        the same records again.
+        A dependency failure means "retry the whole batch later"; any other exception
+        makes the loop run the batch again in halves to find the failing records. Either
+        way the same records run again, so handling must be idempotent per record.
         """
+        ...
+
+    def reject(self, rejected: Rejected) -> None:
+        """Record the outcome of a message that is set aside (before its dead letter is
+        sent); raise only for a dependency failure."""
         ...
 
 
@@ -94,15 +124,34 @@ class LoopStatus:
         }
 
 
-def dead_letter_headers(message: Message, reason: str) -> list[tuple[str, str]]:
+def dead_letter_headers(rejected: Rejected) -> list[tuple[str, str]]:
     """Headers naming the error and the original topic/partition/offset."""
     return [
-        ("dlq-error", reason[:1000]),
-        ("dlq-original-topic", str(message.topic())),
-        ("dlq-original-partition", str(message.partition())),
-        ("dlq-original-offset", str(message.offset())),
+        ("dlq-error", rejected.reason[:1000]),
+        ("dlq-original-topic", rejected.topic),
+        ("dlq-original-partition", str(rejected.partition)),
+        ("dlq-original-offset", str(rejected.offset)),
         ("dlq-failed-at", f"{time.time():.3f}"),
     ]
+
+
+def _origin(message: Message) -> dict[str, Any]:
+    """Where a message came from, as `Rejected` takes it."""
+    raw = message.value()
+    key = message.key()
+    return {
+        "topic": str(message.topic()),
+        "partition": int(message.partition() or 0),
+        "offset": int(message.offset() or 0),
+        "key": key.encode() if isinstance(key, str) else key,
+        "raw": raw.encode() if isinstance(raw, str) else (raw or b""),
+        "headers": {str(h[0]): _text(h[1]) or "" for h in (message.headers() or [])},
+    }
+
+
+def _where(fields: dict[str, Any]) -> dict[str, Any]:
+    """Log fields that locate a message."""
+    return {name: fields[name] for name in ("topic", "partition", "offset")}
 
 
 def _text(value: bytes | str | None) -> str | None:
@@ -185,58 +234,112 @@ class ConsumerLoop(Generic[T]):
 
     def _process(self, consumer: Consumer, messages: list[Message]) -> None:
         records: list[Record[T]] = []
-        dead: list[tuple[Message, str]] = []
+        undecodable: list[Rejected] = []
         for message in messages:
             error = message.error()
             if error is not None:
                 if error.code() != KafkaError._PARTITION_EOF:
                     log.warning("consume error", extra={"kafka_error": str(error)})
                 continue
+            origin = _origin(message)
             try:
                 value = self._handler.decode(message)
             except InvalidMessage as exc:
-                dead.append((message, str(exc)))
+                undecodable.append(Rejected(reason=str(exc), **origin))
+                continue
+            except Exception as exc:  # a decoder bug or a value no check foresaw
+                log.exception("decoding failed", extra=_where(origin))
+                undecodable.append(Rejected(reason=f"cannot decode: {describe(exc)}", **origin))
                 continue
             records.append(
                 Record(
                     value=value,
-                    topic=str(message.topic()),
-                    partition=int(message.partition() or 0),
-                    offset=int(message.offset() or 0),
-                    key=_text(message.key()),
-                    headers={str(h[0]): _text(h[1]) or "" for h in (message.headers() or [])},
+                    topic=origin["topic"],
+                    partition=origin["partition"],
+                    offset=origin["offset"],
+                    key=_text(origin["key"]),
+                    headers=origin["headers"],
+                    raw=origin["raw"],
                 )
             )
-        if not self._retry_until_done(lambda: self._finish(records, dead)):
+        outcome: list[list[Rejected]] = []
+        if not self._retry_until_done(lambda: outcome.append(self._finish(records, undecodable))):
             return  # stopping: nothing stored, the batch is delivered again
         self._store_offsets(consumer, messages)
-        self.status.processed += len(records)
-        self.status.dead_lettered += len(dead)
+        rejected = outcome[-1]
+        self.status.processed += len(records) + len(undecodable) - len(rejected)
+        self.status.dead_lettered += len(rejected)
 
-    def _finish(self, records: list[Record[T]], dead: list[tuple[Message, str]]) -> None:
+    def _finish(self, records: list[Record[T]], undecodable: list[Rejected]) -> list[Rejected]:
+        """Handle the batch, set aside what fails; returns everything set aside."""
+        rejected = undecodable + self._handle_isolating(records)
         futures: list[Future[Message]] = []
-        for message, reason in dead:
+        for item in rejected:
             log.warning(
-                "dead-lettering message",
-                extra={
-                    "reason": reason,
-                    "topic": message.topic(),
-                    "partition": message.partition(),
-                    "offset": message.offset(),
-                },
+                "setting a message aside", extra={"reason": item.reason, **_where(vars(item))}
             )
+            try:
+                self._handler.reject(item)
+            except Exception as exc:
+                if is_dependency_failure(exc):
+                    raise
+                log.exception("recording a rejected message failed", extra=_where(vars(item)))
             futures.append(
                 self._producer.send(
-                    self._dlq_topic(str(message.topic())),
-                    message.value() or b"",
-                    key=message.key(),
-                    headers=dead_letter_headers(message, reason),
+                    self._dlq_topic(item.topic),
+                    item.raw,
+                    key=item.key,
+                    headers=dead_letter_headers(item),
                 )
             )
-        if records:
+        for item, future in zip(rejected, futures, strict=True):
+            try:
+                future.result()
+            except Exception as exc:
+                if is_dependency_failure(exc):
+                    raise
+                # The broker refuses this dead letter for good (e.g. too large): retrying
+                # would wedge the loop, so it is logged with its origin and left there.
+                log.critical(
+                    "dead letter refused; the message stays only at its origin",
+                    exc_info=True,
+                    extra=_where(vars(item)),
+                )
+        return rejected
+
+    def _handle_isolating(self, records: list[Record[T]]) -> list[Rejected]:
+        """Handle ``records``; on a record failure, bisect to the records that fail.
+
+        Halves keep the batch's order, so one user's records are still handled in
+        offset order. A dependency failure propagates: the whole batch is retried.
+        """
+        if not records:
+            return []
+        try:
             self._handler.handle(records)
-        for future in futures:
-            future.result()
+            return []
+        except Exception as exc:
+            if is_dependency_failure(exc):
+                raise
+            if len(records) > 1:
+                middle = len(records) // 2
+                return self._handle_isolating(records[:middle]) + self._handle_isolating(
+                    records[middle:]
+                )
+            record = records[0]
+            log.exception("a record cannot be processed", extra=_where(vars(record)))
+            return [
+                Rejected(
+                    reason=describe(exc),
+                    topic=record.topic,
+                    partition=record.partition,
+                    offset=record.offset,
+                    key=None if record.key is None else record.key.encode(),
+                    raw=record.raw,
+                    headers=record.headers,
+                    value=record.value,
+                )
+            ]
 
     def _retry_until_done(self, work: Callable[[], None]) -> bool:
         """Run ``work`` until it succeeds (True) or a stop is requested (False)."""
@@ -244,7 +347,7 @@ class ConsumerLoop(Generic[T]):
         while True:
             try:
                 work()
-            except Exception as exc:
+            except Exception as exc:  # dependency failures; see _finish
                 self.status.state = "failing"
                 self.status.failures += 1
                 self.status.last_error = f"{type(exc).__name__}: {exc}"
