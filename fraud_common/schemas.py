@@ -3,7 +3,13 @@
 `TransactionRequest` validates a client's POST body with one readable error per bad
 field. `Transaction` is what the transaction-service stores and publishes, and what
 the detector validates when it consumes; `Alert` is what the detector publishes to
-``fraud-alerts``. Amounts are `Decimal` and travel as JSON strings.
+``fraud-alerts``; `Decision` is the detector's verdict. Amounts are `Decimal` and travel
+as JSON strings.
+
+Event times are bounded here, once, for every producer and consumer: never before
+1970, never more than `MAX_FUTURE_SKEW` after the time received, never more than the
+maximum event age (``MAX_EVENT_AGE_SECONDS``, default 7 days) before it. So no time a
+client or a stray producer sends can overflow the window arithmetic downstream.
 """
 
 from __future__ import annotations
@@ -12,13 +18,14 @@ import re
 import uuid
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
     ValidationError,
+    ValidationInfo,
     field_serializer,
     field_validator,
     model_validator,
@@ -26,12 +33,22 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from fraud_common.jsonutil import dumps, isoformat_utc
-from fraud_common.money import MAX_AMOUNT, iso_currency_codes, load_fx_rates
+from fraud_common.money import MAX_AMOUNT, FxRates, iso_currency_codes, load_fx_rates
 
 USER_ID_PATTERN = r"^[A-Za-z0-9_.:@-]{1,64}$"
 MAX_FUTURE_SKEW = timedelta(minutes=5)
+DEFAULT_MAX_EVENT_AGE = timedelta(days=7)
+EARLIEST_TIME = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST_TIME = datetime(9000, 1, 1, tzinfo=UTC)
+"""Far beyond any real clock and far from `datetime.max`, so adding a window never overflows."""
+MAX_USD = Decimal("1e16")
+"""Bound of a stamped USD value or rate (1e12 of the dearest currency fits well inside)."""
+MAX_EVENT_AGE_CONTEXT = "max_event_age"
+"""Validation-context key (a `timedelta`) of the oldest event time accepted, relative to
+the time received; `DEFAULT_MAX_EVENT_AGE` when absent."""
 MAX_DECIMAL_PLACES = 18
 _NUMERIC_STRING = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
+_LEAP_SECOND = re.compile(r"T?\d{2}:\d{2}:60")
 _ALERT_NAMESPACE = uuid.UUID("6f1c3a55-0d2e-4f8a-9a57-3c1f2b7e9d10")
 
 
@@ -64,7 +81,17 @@ def parse_amount(value: Any) -> Decimal:
 
 
 def parse_timestamp(value: Any) -> datetime:
-    """ISO 8601 with a UTC offset, or epoch seconds; returned in UTC."""
+    """ISO 8601 with a UTC offset, or epoch seconds; returned in UTC, within
+    [`EARLIEST_TIME`, `LATEST_TIME`)."""
+    parsed = _parse_time(value)
+    if parsed < EARLIEST_TIME:
+        raise _error("timestamp_range", "must not be before 1970-01-01T00:00:00Z")
+    if parsed >= LATEST_TIME:
+        raise _error("timestamp_range", "is too far in the future")
+    return parsed
+
+
+def _parse_time(value: Any) -> datetime:
     if isinstance(value, bool):
         raise _error("timestamp_type", "must be an ISO 8601 string or epoch seconds")
     if isinstance(value, int | Decimal | float):
@@ -73,6 +100,10 @@ def parse_timestamp(value: Any) -> datetime:
         except (OverflowError, OSError, ValueError) as exc:
             raise _error("timestamp_range", "epoch seconds out of range") from exc
     if isinstance(value, str):
+        if _LEAP_SECOND.search(value):
+            raise _error(
+                "timestamp_format", "a leap second (:60) cannot be represented; use :59.999"
+            )
         try:
             parsed = datetime.fromisoformat(value)
         except ValueError as exc:
@@ -81,12 +112,29 @@ def parse_timestamp(value: Any) -> datetime:
             ) from exc
         if parsed.tzinfo is None:
             raise _error("timestamp_offset", "must include a UTC offset such as Z or +02:00")
-        return parsed.astimezone(UTC)
+        try:
+            return parsed.astimezone(UTC)
+        except OverflowError as exc:  # 0001-01-01T00:00:00+01:00 has no UTC form
+            raise _error("timestamp_range", "must not be before 1970-01-01T00:00:00Z") from exc
     if isinstance(value, datetime):
         if value.tzinfo is None:
             raise _error("timestamp_offset", "must include a UTC offset")
         return value.astimezone(UTC)
     raise _error("timestamp_type", "must be an ISO 8601 string or epoch seconds")
+
+
+def event_time_problem(
+    event_time: datetime, received_at: datetime, max_age: timedelta = DEFAULT_MAX_EVENT_AGE
+) -> str | None:
+    """Why ``event_time`` is out of bounds relative to ``received_at``, or None."""
+    if event_time - received_at > MAX_FUTURE_SKEW:
+        return "must not be more than 5 minutes in the future"
+    if received_at - event_time > max_age:
+        return (
+            f"must not be more than {int(max_age.total_seconds())} seconds in the past "
+            "(MAX_EVENT_AGE_SECONDS)"
+        )
+    return None
 
 
 def parse_currency(value: Any) -> str:
@@ -181,7 +229,11 @@ class FieldProblem(ValueError):
 
 
 class Transaction(BaseModel):
-    """An accepted transaction, as stored in Redis and published on ``transactions``."""
+    """An accepted transaction, as stored in Redis and published on ``transactions``.
+
+    ``amountUsd``, ``fxRate`` and ``fxRateDate`` are fixed when the transaction is
+    accepted and travel with it, so the detector never needs a rate of its own (they are
+    absent only on messages written before they existed)."""
 
     model_config = ConfigDict(frozen=True, extra="ignore")
 
@@ -194,6 +246,9 @@ class Transaction(BaseModel):
     longitude: float | None = Field(default=None, ge=-180, le=180)
     timestamp: datetime
     receivedAt: datetime
+    amountUsd: Decimal | None = Field(default=None, gt=0, le=MAX_USD, allow_inf_nan=False)
+    fxRate: Decimal | None = Field(default=None, gt=0, le=MAX_USD, allow_inf_nan=False)
+    fxRateDate: str | None = Field(default=None, max_length=32)
 
     _amount = field_validator("amount", mode="before")(classmethod(lambda cls, v: parse_amount(v)))
     _currency = field_validator("currency", mode="before")(
@@ -203,9 +258,17 @@ class Transaction(BaseModel):
         classmethod(lambda cls, v: parse_timestamp(v))
     )
 
-    @field_serializer("amount")
-    def _amount_text(self, amount: Decimal) -> str:
-        return format(amount, "f")
+    @model_validator(mode="after")
+    def _event_time_bounded(self, info: ValidationInfo) -> Transaction:
+        max_age = (info.context or {}).get(MAX_EVENT_AGE_CONTEXT, DEFAULT_MAX_EVENT_AGE)
+        problem = event_time_problem(self.timestamp, self.receivedAt, max_age)
+        if problem:
+            raise _error("timestamp_range", f"timestamp {problem}")
+        return self
+
+    @field_serializer("amount", "amountUsd", "fxRate")
+    def _decimal_text(self, amount: Decimal | None) -> str | None:
+        return None if amount is None else format(amount, "f")
 
     @field_serializer("timestamp", "receivedAt")
     def _time_text(self, value: datetime) -> str:
@@ -219,16 +282,17 @@ class Transaction(BaseModel):
         received_at: datetime,
         transaction_id: str | None = None,
         fx_rates_path: str | None = None,
+        max_event_age: timedelta = DEFAULT_MAX_EVENT_AGE,
     ) -> Transaction:
         """Turn a validated request into a transaction, applying the checks that need a clock
-        or the rate table; raises `FieldProblem`."""
+        or the rate table, and stamping the USD value; raises `FieldProblem`."""
         problems = []
         event_time = request.timestamp or received_at
-        if event_time - received_at > MAX_FUTURE_SKEW:
-            problems.append(
-                {"field": "timestamp", "message": "must not be more than 5 minutes in the future"}
-            )
-        if not load_fx_rates(fx_rates_path).supports(request.currency):
+        problem = event_time_problem(event_time, received_at, max_event_age)
+        if problem:
+            problems.append({"field": "timestamp", "message": problem})
+        rates = load_fx_rates(fx_rates_path)
+        if not rates.supports(request.currency):
             problems.append(
                 {
                     "field": "currency",
@@ -237,20 +301,36 @@ class Transaction(BaseModel):
             )
         if problems:
             raise FieldProblem(problems)
-        return cls(
-            transactionId=transaction_id or str(uuid.uuid4()),
-            userId=request.userId,
-            amount=request.amount,
-            currency=request.currency,
-            location=request.location,
-            latitude=request.latitude,
-            longitude=request.longitude,
-            timestamp=event_time,
-            receivedAt=received_at,
+        return cls.model_validate(
+            {
+                "transactionId": transaction_id or str(uuid.uuid4()),
+                "userId": request.userId,
+                "amount": request.amount,
+                "currency": request.currency,
+                "location": request.location,
+                "latitude": request.latitude,
+                "longitude": request.longitude,
+                "timestamp": event_time,
+                "receivedAt": received_at,
+                **usd_stamp(request.amount, request.currency, rates),
+            },
+            context={MAX_EVENT_AGE_CONTEXT: max_event_age},
         )
+
+    def usd_value(self, rates: FxRates) -> Decimal:
+        """The USD value stamped at acceptance; from ``rates`` for an older message."""
+        if self.amountUsd is not None:
+            return self.amountUsd
+        return rates.to_usd(self.amount, self.currency)
 
     def to_json(self) -> str:
         return dumps(self.model_dump(mode="json", exclude_none=True))
+
+
+def usd_stamp(amount: Decimal, currency: str, rates: FxRates) -> dict[str, Any]:
+    """The fields that fix a transaction's USD value at acceptance."""
+    rate = rates.usd_per_unit[currency]
+    return {"amountUsd": amount * rate, "fxRate": rate, "fxRateDate": rates.as_of or None}
 
 
 def alert_id(transaction_id: str, alert_type: str) -> str:
@@ -270,6 +350,10 @@ class Alert(BaseModel):
     timestamp: datetime
     details: dict[str, Any] = Field(default_factory=dict)
     message: str = ""
+    ruleId: str | None = Field(default=None, max_length=64)
+    rulesVersion: str | None = Field(default=None, max_length=64)
+    riskScore: int | None = Field(default=None, ge=0, le=100)
+    decision: str | None = Field(default=None, max_length=16)
 
     _times = field_validator("timestamp", mode="before")(
         classmethod(lambda cls, v: parse_timestamp(v))
@@ -284,6 +368,8 @@ class Alert(BaseModel):
 
 
 class DecisionAlert(BaseModel):
+    """An alert as ``GET /api/v1/transactions/<id>`` lists it."""
+
     model_config = ConfigDict(frozen=True, extra="ignore")
 
     alertId: str
@@ -292,19 +378,50 @@ class DecisionAlert(BaseModel):
     message: str = ""
 
 
-class Decision(BaseModel):
-    """The detector's verdict on one transaction, stored under ``keys.decision(id)``.
+class Reason(BaseModel):
+    """A rule that fired and counts towards the decision; ``details`` are its alert's."""
 
-    ``status`` is ``approve`` when no rule fired and ``review`` otherwise (``decline``
-    is reserved for the scored rules to come); ``riskScore`` is 0-100.
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    ruleId: str
+    alertType: str
+    severity: str
+    score: int = Field(ge=0, le=100)
+    message: str = ""
+    details: dict[str, Any] = Field(default_factory=dict)
+
+
+class RuleError(BaseModel):
+    """A rule that raised instead of answering: recorded, and left out of the score."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    ruleId: str
+    error: str
+
+
+DecisionStatus = Literal["approve", "review", "decline", "error"]
+
+
+class Decision(BaseModel):
+    """The detector's verdict on one transaction, stored once under ``keys.decision(id)``.
+
+    ``approve``, ``review`` or ``decline`` from the risk score (0-100) of the rules that
+    fired (``reasons``); ``error`` when the transaction could not be evaluated at all
+    (``error`` says why; no score). Written with SET NX before any alert is sent: a
+    redelivery finds it and sends exactly the alerts it names, whatever the rules are
+    by then, so a decision never changes once made.
     """
 
     model_config = ConfigDict(frozen=True, extra="ignore")
 
     transactionId: str
-    status: str
-    riskScore: int = Field(ge=0, le=100)
-    alerts: list[DecisionAlert] = Field(default_factory=list)
+    status: DecisionStatus
+    riskScore: int | None = Field(default=None, ge=0, le=100)
+    reasons: list[Reason] = Field(default_factory=list)
+    rulesVersion: str | None = None
+    ruleErrors: list[RuleError] = Field(default_factory=list)
+    error: str | None = None
     evaluatedAt: datetime
 
     _times = field_validator("evaluatedAt", mode="before")(
@@ -315,5 +432,17 @@ class Decision(BaseModel):
     def _time_text(self, value: datetime) -> str:
         return isoformat_utc(value)
 
+    def alerts(self) -> list[DecisionAlert]:
+        """The alerts this decision raised (one per reason)."""
+        return [
+            DecisionAlert(
+                alertId=alert_id(self.transactionId, r.alertType),
+                alertType=r.alertType,
+                severity=r.severity,
+                message=r.message,
+            )
+            for r in self.reasons
+        ]
+
     def to_json(self) -> str:
-        return dumps(self.model_dump(mode="json"))
+        return dumps(self.model_dump(mode="json", exclude_none=True))

@@ -16,7 +16,7 @@ import requests
 from confluent_kafka import Message
 
 from fraud_common import keys
-from fraud_common.schemas import Decision, DecisionAlert
+from fraud_common.schemas import Decision, Reason, alert_id
 from tests.support.transaction_server import (
     PARTITIONS,
     assert_conforms,
@@ -153,14 +153,20 @@ def test_get_is_pending_until_a_decision_is_recorded(api: Api, redis_client: red
         "evaluatedAt": None,
     }
 
-    alert = DecisionAlert(
-        alertId="a-1", alertType="large_transaction_detected", severity="high", message="large"
+    reason = Reason(
+        ruleId="large-amount",
+        alertType="large_transaction_detected",
+        severity="high",
+        score=80,
+        message="large",
+        details={"threshold": "10000"},
     )
     decision = Decision(
         transactionId=transaction_id,
         status="review",
         riskScore=80,
-        alerts=[alert],
+        reasons=[reason],
+        rulesVersion="v-1",
         evaluatedAt=datetime(2026, 1, 31, 12, 0, 1, tzinfo=UTC),
     )
     redis_client.set(keys.decision(transaction_id), decision.to_json())
@@ -168,7 +174,24 @@ def test_get_is_pending_until_a_decision_is_recorded(api: Api, redis_client: red
     decided = api.get(f"{TRANSACTIONS}/{transaction_id}").json()
     assert decided["status"] == "review"
     assert decided["riskScore"] == 80
-    assert decided["alerts"] == [alert.model_dump(mode="json")]
+    assert decided["rulesVersion"] == "v-1"
+    assert decided["reasons"] == [
+        {
+            "ruleId": "large-amount",
+            "alertType": "large_transaction_detected",
+            "severity": "high",
+            "score": 80,
+            "message": "large",
+        }
+    ]
+    assert decided["alerts"] == [
+        {
+            "alertId": alert_id(transaction_id, "large_transaction_detected"),
+            "alertType": "large_transaction_detected",
+            "severity": "high",
+            "message": "large",
+        }
+    ]
     assert decided["evaluatedAt"] == "2026-01-31T12:00:01.000Z"
     assert decided["amount"] == "12.50"
 

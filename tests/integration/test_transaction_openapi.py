@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -106,7 +106,8 @@ def test_real_responses_conform(
         assert response.status_code == status, response.text
         assert_conforms(document, path, method, response)
 
-    body = a_transaction(latitude=51.5, longitude=-0.12, timestamp="2026-01-01T00:00:00Z")
+    an_hour_ago = (datetime.now(UTC) - timedelta(hours=1)).isoformat()
+    body = a_transaction(latitude=51.5, longitude=-0.12, timestamp=an_hour_ago)
     created = requests.post(f"{url}{TRANSACTIONS}", json=body, timeout=10)
     check(TRANSACTIONS, "post", created, 201)
     transaction_id = created.json()["transactionId"]

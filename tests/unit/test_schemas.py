@@ -14,6 +14,7 @@ import pytest
 from pydantic import ValidationError
 
 from fraud_common.jsonutil import InvalidJson, loads_exact
+from fraud_common.money import load_fx_rates
 from fraud_common.schemas import (
     FieldProblem,
     Transaction,
@@ -232,10 +233,26 @@ def test_coordinates_refused(lat: str | None, lon: str | None, field: str) -> No
         (f"{int(NOW.timestamp())}.5", NOW + timedelta(milliseconds=500)),
         (json.dumps((NOW + timedelta(minutes=4)).isoformat()), NOW + timedelta(minutes=4)),
         (None, NOW),  # absent: the time received
+        ('"2026-02-01T02:00:00+14:00"', datetime(2026, 1, 31, 12, 0, tzinfo=UTC)),
+        ('"2026-01-31T00:00:00-12:00"', datetime(2026, 1, 31, 12, 0, tzinfo=UTC)),
+        (
+            json.dumps((NOW - timedelta(days=6, hours=23)).isoformat()),
+            NOW - timedelta(days=7) + timedelta(hours=1),
+        ),
     ],
 )
 def test_timestamp_accepted_in_utc(raw: str | None, expected: datetime) -> None:
     assert accept(body_text(timestamp=raw)).timestamp == expected
+
+
+def test_the_event_age_bound_is_a_setting() -> None:
+    request = TransactionRequest.model_validate(
+        loads_exact(body_text(timestamp=json.dumps((NOW - timedelta(days=20)).isoformat())))
+    )
+    kept = Transaction.accept(request, received_at=NOW, max_event_age=timedelta(days=30))
+    assert kept.timestamp == NOW - timedelta(days=20)
+    with pytest.raises(ValidationError, match="seconds in the past"):  # and on decode
+        Transaction.model_validate_json(kept.to_json(), context={"max_event_age": timedelta(1)})
 
 
 @pytest.mark.parametrize(
@@ -247,6 +264,15 @@ def test_timestamp_accepted_in_utc(raw: str | None, expected: datetime) -> None:
         (str(int((NOW + timedelta(minutes=6)).timestamp())), "5 minutes in the future"),
         ("true", "ISO 8601 string or epoch seconds"),
         ("1e400", "out of range"),
+        ("1e300", "out of range"),
+        ('"0001-01-01T00:00:00Z"', "before 1970"),
+        ('"0001-01-01T00:00:00+01:00"', "before 1970"),  # no UTC form at all
+        ('"1900-01-01T00:00:00Z"', "before 1970"),
+        ("-1", "before 1970"),
+        ("0", "seconds in the past"),  # 1970-01-01: after 1970, but decades old
+        (json.dumps((NOW - timedelta(days=8)).isoformat()), "seconds in the past"),
+        ('"2016-12-31T23:59:60Z"', "leap second"),
+        ('"9999-12-31T23:59:59Z"', "too far in the future"),
     ],
 )
 def test_timestamp_refused(raw: str, message: str) -> None:
@@ -288,4 +314,7 @@ def test_accepted_transaction_round_trips() -> None:
         "longitude": -74.006,
         "timestamp": "2026-01-31T11:00:00.000Z",
         "receivedAt": "2026-01-31T12:00:00.000Z",
+        "amountUsd": "12.50",
+        "fxRate": "1",
+        "fxRateDate": load_fx_rates().as_of,
     }

@@ -70,6 +70,17 @@ def _schemas(settings: TransactionServiceSettings) -> dict[str, Any]:
         "longitude": longitude,
         "timestamp": {**time_text, "description": "event time, UTC"},
         "receivedAt": {**time_text, "description": "when the service received it, UTC"},
+        "amountUsd": {
+            "type": "string",
+            "pattern": r"^\d+(\.\d+)?$",
+            "description": "the amount in USD, fixed at acceptance (amount x fxRate)",
+        },
+        "fxRate": {
+            "type": "string",
+            "pattern": r"^\d+(\.\d+)?$",
+            "description": "USD per unit of the currency, as applied at acceptance",
+        },
+        "fxRateDate": {"type": "string", "description": "date of the rate table applied"},
     }
     stored_required = [
         "transactionId",
@@ -87,6 +98,17 @@ def _schemas(settings: TransactionServiceSettings) -> dict[str, Any]:
             "alertId": {"type": "string"},
             "alertType": {"type": "string"},
             "severity": {"type": "string"},
+            "message": {"type": "string"},
+        },
+    }
+    reason = {
+        "type": "object",
+        "required": ["ruleId", "alertType", "severity", "score"],
+        "properties": {
+            "ruleId": {"type": "string"},
+            "alertType": {"type": "string"},
+            "severity": {"type": "string"},
+            "score": {"type": "integer", "minimum": 0, "maximum": 100},
             "message": {"type": "string"},
         },
     }
@@ -118,7 +140,8 @@ def _schemas(settings: TransactionServiceSettings) -> dict[str, Any]:
                 "longitude": longitude,
                 "timestamp": {
                     "description": "event time: ISO 8601 with offset, or epoch seconds; "
-                    "at most 5 minutes in the future; default: time received",
+                    "at most 5 minutes in the future, not before 1970 and at most "
+                    "MAX_EVENT_AGE_SECONDS (default 7 days) in the past; default: time received",
                     "anyOf": [time_text, {"type": "number"}],
                 },
             },
@@ -137,11 +160,27 @@ def _schemas(settings: TransactionServiceSettings) -> dict[str, Any]:
             "properties": {
                 **stored,
                 "status": {
-                    "type": "string",
-                    "description": "pending until evaluated, then the decision "
-                    "(approve, review, decline)",
+                    "enum": ["pending", "approve", "review", "decline", "error"],
+                    "description": "pending until evaluated, then the decision; error when "
+                    "the transaction could not be evaluated (see error)",
                 },
                 "riskScore": {"type": ["integer", "null"], "minimum": 0, "maximum": 100},
+                "reasons": {"type": "array", "items": reason},
+                "rulesVersion": {"type": ["string", "null"]},
+                "ruleErrors": {
+                    "type": "array",
+                    "description": "rules that raised instead of answering; left out of the "
+                    "score",
+                    "items": {
+                        "type": "object",
+                        "required": ["ruleId", "error"],
+                        "properties": {"ruleId": {"type": "string"}, "error": {"type": "string"}},
+                    },
+                },
+                "error": {
+                    "type": "string",
+                    "description": "why the transaction could not be evaluated",
+                },
                 "alerts": {"type": "array", "items": decision_alert},
                 "evaluatedAt": {"anyOf": [time_text, {"type": "null"}]},
             },

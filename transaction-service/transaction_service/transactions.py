@@ -50,6 +50,7 @@ def create() -> Response:
             received_at=datetime.now(UTC),
             transaction_id=transaction_id_for(key),
             fx_rates_path=context.settings.fx_rates_path,
+            max_event_age=context.settings.max_event_age,
         )
     except FieldProblem as problem:
         raise validation_error(problem.details) from None
@@ -80,6 +81,7 @@ def create_batch() -> Response:
             received_at=datetime.now(UTC),
             idempotency_key=key,
             fx_rates_path=settings.fx_rates_path,
+            max_event_age=settings.max_event_age,
         )
     except FieldProblem as problem:
         raise validation_error(problem.details) from None
@@ -110,12 +112,21 @@ def read(transaction_id: str) -> Response:
         view.update(status="pending", riskScore=None, alerts=[], evaluatedAt=None)
     else:
         verdict = Decision.model_validate_json(decision)
+        stored = verdict.model_dump(mode="json", exclude_none=True)
         view.update(
             status=verdict.status,
             riskScore=verdict.riskScore,
-            alerts=[a.model_dump(mode="json") for a in verdict.alerts],
-            evaluatedAt=verdict.model_dump(mode="json")["evaluatedAt"],
+            reasons=[
+                {k: v for k, v in r.items() if k != "details"} for r in stored["reasons"]
+            ],
+            rulesVersion=verdict.rulesVersion,
+            alerts=[a.model_dump(mode="json") for a in verdict.alerts()],
+            evaluatedAt=stored["evaluatedAt"],
         )
+        if verdict.ruleErrors:
+            view["ruleErrors"] = stored["ruleErrors"]
+        if verdict.error is not None:
+            view["error"] = verdict.error
     return json_response(dumps(view))
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import ValidationError
@@ -30,6 +30,7 @@ def parse_transaction(
     received_at: datetime,
     transaction_id: str,
     fx_rates_path: str | None,
+    max_event_age: timedelta,
     field_prefix: str = "",
 ) -> Transaction:
     """Validate one transaction object; raises `FieldProblem` naming each bad field
@@ -43,6 +44,7 @@ def parse_transaction(
             received_at=received_at,
             transaction_id=transaction_id,
             fx_rates_path=fx_rates_path,
+            max_event_age=max_event_age,
         )
     except ValidationError as exc:
         details = validation_details(exc)
@@ -58,6 +60,7 @@ def parse_batch(
     received_at: datetime,
     idempotency_key: str | None,
     fx_rates_path: str | None,
+    max_event_age: timedelta,
 ) -> list[Transaction]:
     """Validate ``{"transactions": [...]}`` all-or-nothing; `FieldProblem` lists every bad
     item by index and field."""
@@ -83,6 +86,7 @@ def parse_batch(
                     received_at=received_at,
                     transaction_id=transaction_id_for(idempotency_key, index),
                     fx_rates_path=fx_rates_path,
+                    max_event_age=max_event_age,
                     field_prefix=f"transactions[{index}].",
                 )
             )
