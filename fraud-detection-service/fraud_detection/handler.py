@@ -2,32 +2,41 @@
 
     decode:  bytes -> Transaction (InvalidMessage -> transactions.dlq, done by the loop)
     handle:  one Redis pipeline for the users' state
-             -> rules -> alerts sent to the alerts topic, every acknowledgement awaited
-             -> one Redis pipeline for the decisions and the throughput counter
+             -> rules -> decisions, each written once (SET NX GET), in one pipeline
+             -> the alerts of the stored decisions, every acknowledgement awaited
+    reject:  a record the loop set aside gets the decision ``error`` with the reason
 
-Any exception makes the loop retry the whole batch; each step is idempotent per
-transactionId (the state returns the first snapshot, alert ids are deterministic,
-decisions are overwritten with the same value), so a retry changes nothing that was
-already done. Offsets are stored by the loop only after `handle` returns.
+Each step is idempotent per transactionId: the state returns the first snapshot, the
+first decision stays (a redelivery gets it back from SET NX GET and sends the alerts
+it names, never a second judgement, even after the rules changed), and alert ids are
+deterministic. Offsets are stored by the loop only after `handle` returns.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
+from datetime import UTC, datetime, timedelta
 
 import redis
 from confluent_kafka import Message
 from pydantic import ValidationError
 
 from fraud_common import keys
-from fraud_common.kafka.consumer_loop import InvalidMessage, Record
+from fraud_common.kafka.consumer_loop import InvalidMessage, Record, Rejected
 from fraud_common.kafka.producer import AckingProducer
 from fraud_common.money import FxRates
-from fraud_common.schemas import Alert, Transaction, validation_details
-from fraud_detection.evaluation import Evaluation, evaluate, place_of
+from fraud_common.schemas import (
+    MAX_EVENT_AGE_CONTEXT,
+    Alert,
+    Decision,
+    Transaction,
+    validation_details,
+)
+from fraud_detection.evaluation import alerts_for, error_decision, evaluate, place_of
 from fraud_detection.geo import Gazetteer
 from fraud_detection.rules import RuleSet
 from fraud_detection.state import StateEntry, UserState
@@ -50,6 +59,7 @@ class TransactionHandler:
         decision_ttl_seconds: int,
         stats_ttl_seconds: int,
         ack_timeout_seconds: float,
+        max_event_age: timedelta,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._rules = rules
@@ -62,6 +72,7 @@ class TransactionHandler:
         self._decision_ttl = decision_ttl_seconds
         self._stats_ttl = stats_ttl_seconds
         self._ack_timeout = ack_timeout_seconds
+        self._decode_context = {MAX_EVENT_AGE_CONTEXT: max_event_age}
         self._clock = clock
 
     def decode(self, message: Message) -> Transaction:
@@ -74,14 +85,14 @@ class TransactionHandler:
             except UnicodeDecodeError as exc:
                 raise InvalidMessage(f"not valid UTF-8 (byte {exc.start})") from exc
         try:
-            transaction = Transaction.model_validate_json(raw)
+            transaction = Transaction.model_validate_json(raw, context=self._decode_context)
         except ValidationError as exc:
             errors = exc.errors(include_url=False)
             if errors and errors[0]["type"] == "json_invalid":
                 raise InvalidMessage(f"not valid JSON: {errors[0]['msg']}") from exc
             problems = "; ".join(f"{d['field']} {d['message']}" for d in validation_details(exc))
             raise InvalidMessage(f"not a valid transaction: {problems}") from exc
-        if not self._fx_rates.supports(transaction.currency):
+        if transaction.amountUsd is None and not self._fx_rates.supports(transaction.currency):
             raise InvalidMessage(f"no exchange rate for {transaction.currency}")
         return transaction
 
@@ -95,23 +106,54 @@ class TransactionHandler:
             evaluated_at_ms=int(self._clock() * 1000),
             lookback_ms=int(rules.lookback.total_seconds() * 1000),
         )
-        evaluations = [
+        judged = [
             evaluate(rules, t, p, s, self._fx_rates)
             for t, p, s in zip(transactions, places, snapshots, strict=True)
         ]
-        alerts = self._publish_alerts(evaluations)
-        self._record_decisions(evaluations)
+        decisions = self._decide_once(judged)
+        alerts = self._publish_alerts(transactions, decisions)
+        self._count_evaluated(len(records))
         for alert, replayed in alerts:
             _log_alert(alert, replayed)
 
-    def _publish_alerts(self, evaluations: list[Evaluation]) -> list[tuple[Alert, bool]]:
+    def reject(self, rejected: Rejected) -> None:
+        """A transaction that cannot be evaluated gets the decision ``error`` (unless it
+        was decided before), readable on ``GET /api/v1/transactions/<id>``."""
+        transaction_id = _transaction_id_of(rejected)
+        if transaction_id is None:
+            return  # nothing names the transaction: the dead letter is all there is
+        decision = error_decision(transaction_id, rejected.reason, datetime.now(UTC))
+        self._redis.set(
+            keys.decision(transaction_id), decision.to_json(), ex=self._decision_ttl, nx=True
+        )
+
+    def _decide_once(self, judged: list[Decision]) -> list[tuple[Decision, bool]]:
+        """Store each decision unless one exists; the stored one and whether it was there."""
+        pipe = self._redis.pipeline(transaction=False)
+        for decision in judged:
+            pipe.set(
+                keys.decision(decision.transactionId),
+                decision.to_json(),
+                ex=self._decision_ttl,
+                nx=True,
+                get=True,
+            )
+        earlier = pipe.execute()
+        return [
+            (decision, False) if before is None else (Decision.model_validate_json(before), True)
+            for decision, before in zip(judged, earlier, strict=True)
+        ]
+
+    def _publish_alerts(
+        self, transactions: list[Transaction], decisions: list[tuple[Decision, bool]]
+    ) -> list[tuple[Alert, bool]]:
         sent: dict[str, tuple[Alert, bool]] = {}
         futures: list[Future[Message]] = []
-        for evaluation in evaluations:
-            for alert in evaluation.alerts():
+        for transaction, (decision, replayed) in zip(transactions, decisions, strict=True):
+            for alert in alerts_for(transaction, decision):
                 if alert.alertId in sent:  # the same transaction twice in one batch
                     continue
-                sent[alert.alertId] = (alert, evaluation.replayed)
+                sent[alert.alertId] = (alert, replayed)
                 futures.append(
                     self._producer.send(
                         self._alerts_topic,
@@ -125,18 +167,30 @@ class TransactionHandler:
             future.result(timeout=max(0.0, deadline - time.monotonic()))
         return list(sent.values())
 
-    def _record_decisions(self, evaluations: list[Evaluation]) -> None:
-        pipe = self._redis.pipeline(transaction=False)
-        for evaluation in evaluations:
-            pipe.set(
-                keys.decision(evaluation.transaction.transactionId),
-                evaluation.decision().to_json(),
-                ex=self._decision_ttl,
-            )
+    def _count_evaluated(self, count: int) -> None:
         stats_key = keys.stats_transactions(int(self._clock()))
-        pipe.incrby(stats_key, len(evaluations))
+        pipe = self._redis.pipeline(transaction=False)
+        pipe.incrby(stats_key, count)
         pipe.expire(stats_key, self._stats_ttl)
         pipe.execute()
+
+
+def _transaction_id_of(rejected: Rejected) -> str | None:
+    """The id a rejected message names: decoded, in its JSON, or in its header."""
+    if isinstance(rejected.value, Transaction):
+        return rejected.value.transactionId
+    candidate: object = None
+    try:
+        raw = json.loads(rejected.raw)
+        if isinstance(raw, dict):
+            candidate = raw.get("transactionId")
+    except (ValueError, RecursionError):  # not JSON, not UTF-8, nested too deeply
+        pass
+    if not isinstance(candidate, str):
+        candidate = rejected.headers.get("transaction-id")
+    if isinstance(candidate, str) and 0 < len(candidate) <= 64:
+        return candidate
+    return None
 
 
 def _log_alert(alert: Alert, replayed: bool) -> None:

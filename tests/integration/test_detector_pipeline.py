@@ -188,7 +188,7 @@ def test_the_three_rules_end_to_end(
     for txn, decision in zip(txns, decisions, strict=True):
         fired = sorted(t for i, t in expected if i == txn.transactionId)
         assert decision.transactionId == txn.transactionId
-        assert sorted(a.alertType for a in decision.alerts) == fired
+        assert sorted(a.alertType for a in decision.alerts()) == fired
         assert decision.status == ("review" if fired else "approve")
         assert (decision.riskScore > 0) == bool(fired)
         assert 0 < store.ttl(keys.decision(txn.transactionId)) <= 7 * 24 * 3600
@@ -337,7 +337,7 @@ def test_nothing_is_committed_while_redis_is_down_and_it_resumes(
 
     redis_server.start(port=redis_server.port)
     decisions = _decisions(store, during)
-    assert [sorted(a.alertType for a in d.alerts) for d in decisions] == [[LARGE], [LOCATION]]
+    assert [sorted(a.alertType for a in d.alerts()) for d in decisions] == [[LARGE], [LOCATION]]
     wait_for(
         lambda: _all_committed(kafka_bootstrap, detector, writer),
         timeout=20,

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from fraud_common.money import load_fx_rates
-from fraud_common.schemas import Transaction
+from fraud_common.schemas import Transaction, usd_stamp
 from fraud_detection.geo import Coordinates, load_gazetteer
 from fraud_detection.rules import EvaluationContext, Place, PreviousTransaction
 
@@ -27,6 +27,7 @@ def transaction(
     longitude: float | None = None,
     transaction_id: str | None = None,
 ) -> Transaction:
+    """A transaction as accepted at ``at``, its USD value stamped as on ingest."""
     return Transaction(
         transactionId=transaction_id or str(uuid.uuid4()),
         userId=user,
@@ -37,6 +38,7 @@ def transaction(
         longitude=longitude,
         timestamp=at,
         receivedAt=at,
+        **usd_stamp(Decimal(amount), currency, load_fx_rates()),
     )
 
 

@@ -1,17 +1,19 @@
-"""From a transaction and its state snapshot to alerts and a decision; message decoding."""
+"""From a transaction and its state snapshot to a decision, from a decision to its alerts;
+message decoding."""
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
 from datetime import timedelta
+from decimal import Decimal
 
 import pytest
 
 from fraud_common.kafka.consumer_loop import InvalidMessage
 from fraud_common.money import load_fx_rates
 from fraud_common.schemas import Alert, Decision, alert_id
-from fraud_detection.evaluation import evaluate, place_of
+from fraud_detection.evaluation import alerts_for, error_decision, evaluate, place_of
 from fraud_detection.geo import load_gazetteer
 from fraud_detection.handler import TransactionHandler
 from fraud_detection.rules import RuleSet
@@ -52,9 +54,11 @@ def test_same_snapshot_same_alerts_ids_and_timestamps() -> None:
     again = evaluate(
         RULES, txn, place, _snapshot(txn, previous=previous, replayed=True), load_fx_rates()
     )
-    assert [a.to_json() for a in first.alerts()] == [a.to_json() for a in again.alerts()]
-    assert first.decision() == again.decision()
-    alerts = first.alerts()
+    assert first == again
+    assert [a.to_json() for a in alerts_for(txn, first)] == [
+        a.to_json() for a in alerts_for(txn, Decision.model_validate_json(first.to_json()))
+    ], "alerts from the stored decision are the alerts first sent"
+    alerts = alerts_for(txn, first)
     assert {a.alertType for a in alerts} == {
         "large_transaction_detected",
         "unusual_location_change_detected",
@@ -64,25 +68,42 @@ def test_same_snapshot_same_alerts_ids_and_timestamps() -> None:
         assert alert.timestamp == from_epoch_ms(epoch_ms(txn.timestamp) + 7)
         parsed = Alert.model_validate_json(alert.to_json())  # what the alert-service reads
         assert parsed.transaction == txn
+        assert (parsed.rulesVersion, parsed.riskScore, parsed.decision) == (
+            RULES.version,
+            first.riskScore,
+            "review",
+        )
+    assert {a.ruleId for a in alerts} == {"large-amount", "location-change"}
     by_type = {a.alertType: Alert.model_validate_json(a.to_json()).details for a in alerts}
     assert by_type["large_transaction_detected"]["threshold"] == "10000"  # exact, as a string
     assert by_type["unusual_location_change_detected"]["previous_location"] == "New York"
 
 
-def test_decision_records_the_verdict_and_its_alerts() -> None:
+def test_decision_records_the_verdict_and_its_reasons() -> None:
     txn = transaction(amount="12000")
     decision = evaluate(
         RULES, txn, place_of(txn, load_gazetteer()), _snapshot(txn), load_fx_rates()
-    ).decision()
+    )
     stored = Decision.model_validate_json(decision.to_json())
     assert stored.status == "review"
     assert stored.riskScore == 60
-    assert [a.alertType for a in stored.alerts] == ["large_transaction_detected"]
+    assert stored.rulesVersion == RULES.version
+    assert [(r.ruleId, r.alertType, r.score) for r in stored.reasons] == [
+        ("large-amount", "large_transaction_detected", 60)
+    ]
+    assert [a.alertType for a in stored.alerts()] == ["large_transaction_detected"]
     clean = transaction()
     verdict = evaluate(
         RULES, clean, place_of(clean, load_gazetteer()), _snapshot(clean), load_fx_rates()
-    ).decision()
-    assert (verdict.status, verdict.riskScore, verdict.alerts) == ("approve", 0, [])
+    )
+    assert (verdict.status, verdict.riskScore, verdict.reasons) == ("approve", 0, [])
+
+
+def test_an_error_decision_has_a_reason_and_no_score() -> None:
+    decision = error_decision("t-1", "ValueError: boom", T0)
+    stored = Decision.model_validate_json(decision.to_json())
+    assert (stored.status, stored.riskScore, stored.error) == ("error", None, "ValueError: boom")
+    assert alerts_for(transaction(), stored) == []
 
 
 def test_its_own_earlier_run_is_not_its_previous_transaction() -> None:
@@ -95,7 +116,7 @@ def test_its_own_earlier_run_is_not_its_previous_transaction() -> None:
         _snapshot(txn, previous=itself),
         load_fx_rates(),
     )
-    assert result.hits == ()
+    assert result.reasons == []
 
 
 def test_epoch_ms_is_exact() -> None:
@@ -127,6 +148,7 @@ def handler() -> TransactionHandler:
         decision_ttl_seconds=60,
         stats_ttl_seconds=60,
         ack_timeout_seconds=1,
+        max_event_age=timedelta(days=7),
     )
 
 
@@ -152,8 +174,30 @@ def test_decode_refuses_with_a_reason(handler, payload: bytes | None, reason: st
         handler.decode(_Message(payload))
 
 
-def test_decode_refuses_a_currency_without_a_rate(handler) -> None:
+def test_decode_refuses_a_currency_without_a_rate_only_when_no_usd_value_is_stamped(
+    handler,
+) -> None:
     raw = json.loads(transaction().to_json())
     raw["currency"] = "XAU"  # valid ISO 4217, but no exchange rate configured
+    stamped = handler.decode(_Message(json.dumps(raw).encode()))
+    assert stamped.amountUsd == Decimal(raw["amountUsd"])  # fixed at acceptance, used as is
+    for name in ("amountUsd", "fxRate", "fxRateDate"):
+        del raw[name]  # as written before acceptance stamped it
     with pytest.raises(InvalidMessage, match="no exchange rate for XAU"):
+        handler.decode(_Message(json.dumps(raw).encode()))
+
+
+@pytest.mark.parametrize(
+    ("timestamp", "reason"),
+    [
+        ("0001-01-01T00:00:00Z", "before 1970"),
+        ("1900-06-01T00:00:00Z", "before 1970"),
+        ("2026-11-01T00:00:00Z", "seconds in the past"),  # received T0, 2026-11-28: 27 days
+        ("2026-11-28T10:05:01Z", "5 minutes in the future"),
+    ],
+)
+def test_decode_refuses_an_event_time_out_of_bounds(handler, timestamp: str, reason: str) -> None:
+    raw = json.loads(transaction().to_json())
+    raw["timestamp"] = timestamp
+    with pytest.raises(InvalidMessage, match=reason):
         handler.decode(_Message(json.dumps(raw).encode()))

@@ -7,14 +7,23 @@ from fraud_detection.rules.base import (
     PreviousTransaction,
     RuleHit,
 )
-from fraud_detection.rules.ruleset import RULE_TYPES, RuleSet, RuleSpec, Verdict
+from fraud_detection.rules.ruleset import (
+    RULE_TYPES,
+    Outcome,
+    RuleFailure,
+    RuleSet,
+    RuleSpec,
+    Verdict,
+)
 
 __all__ = [
     "RULE_TYPES",
     "EvaluationContext",
     "Finding",
+    "Outcome",
     "Place",
     "PreviousTransaction",
+    "RuleFailure",
     "RuleHit",
     "RuleSet",
     "RuleSpec",

@@ -3,19 +3,29 @@
 A `RuleSet` is an immutable list of `RuleSpec` (which rule type, its numbers, the
 alert it raises, its severity and risk score). It is built from settings today; the
 `RULE_TYPES` registry lets the same specs come from a file later (``rules.yaml``), and
-a reload is then one swap of the `RuleSet` object.
+a reload is then one swap of the `RuleSet` object. Its `version` names the rules a
+decision was made by.
+
+A rule that raises does not fail the transaction: its error is recorded in the
+outcome (and so on the decision) and the other rules still decide.
 """
 
 from __future__ import annotations
 
+import hashlib
+import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import cached_property
 from typing import Any
 
+from fraud_common.failures import describe
 from fraud_detection.rules import large_amount, location_change, rapid_transactions
 from fraud_detection.rules.base import EvaluationContext, RuleFunction, RuleHit
 from fraud_detection.settings import DetectorSettings
+
+log = logging.getLogger(__name__)
 
 RULE_TYPES: dict[str, tuple[RuleFunction, type]] = {
     "large_amount": (large_amount.evaluate, large_amount.Params),
@@ -27,6 +37,7 @@ RULE_TYPES: dict[str, tuple[RuleFunction, type]] = {
 
 @dataclass(frozen=True)
 class RuleSpec:
+    rule_id: str
     rule_type: str
     alert_type: str
     params: Any
@@ -47,12 +58,29 @@ class RuleSpec:
         if finding is None:
             return None
         return RuleHit(
+            rule_id=self.rule_id,
             alert_type=self.alert_type,
             severity=self.severity,
             score=self.score,
             details=finding.details,
             message=finding.message,
         )
+
+
+@dataclass(frozen=True)
+class RuleFailure:
+    """A rule that raised on one transaction."""
+
+    rule_id: str
+    error: str
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What the rules found for one transaction."""
+
+    hits: tuple[RuleHit, ...]
+    failures: tuple[RuleFailure, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -67,12 +95,21 @@ class RuleSet:
         alert_types = [s.alert_type for s in self.specs]
         if len(set(alert_types)) != len(alert_types):
             raise ValueError("two rules raise the same alert type")
+        rule_ids = [s.rule_id for s in self.specs]
+        if len(set(rule_ids)) != len(rule_ids):
+            raise ValueError("two rules have the same id")
+
+    @cached_property
+    def version(self) -> str:
+        """A hash of what the rules are: equal rule sets share it, any change moves it."""
+        return hashlib.sha256(repr(self.specs).encode()).hexdigest()[:16]
 
     @classmethod
     def from_settings(cls, settings: DetectorSettings) -> RuleSet:
         return cls(
             [
                 RuleSpec(
+                    "large-amount",
                     "large_amount",
                     large_amount.ALERT_TYPE,
                     large_amount.Params(threshold_usd=settings.large_amount_threshold_usd),
@@ -80,6 +117,7 @@ class RuleSet:
                     score=60,
                 ),
                 RuleSpec(
+                    "rapid-transactions",
                     "rapid_transactions",
                     rapid_transactions.ALERT_TYPE,
                     rapid_transactions.Params(
@@ -90,6 +128,7 @@ class RuleSet:
                     score=40,
                 ),
                 RuleSpec(
+                    "location-change",
                     "location_change",
                     location_change.ALERT_TYPE,
                     location_change.Params(
@@ -111,9 +150,27 @@ class RuleSet:
         ]
         return max(windows, default=timedelta(0))
 
-    def evaluate(self, context: EvaluationContext) -> list[RuleHit]:
-        hits = (spec.evaluate(context) for spec in self.specs if spec.enabled)
-        return [hit for hit in hits if hit is not None]
+    def evaluate(self, context: EvaluationContext) -> Outcome:
+        hits: list[RuleHit] = []
+        failures: list[RuleFailure] = []
+        for spec in self.specs:
+            if not spec.enabled:
+                continue
+            try:
+                hit = spec.evaluate(context)
+            except Exception as exc:  # one rule's bug must not cost the others their say
+                log.exception(
+                    "rule raised",
+                    extra={
+                        "rule_id": spec.rule_id,
+                        "transaction_id": context.transaction.transactionId,
+                    },
+                )
+                failures.append(RuleFailure(spec.rule_id, describe(exc)))
+                continue
+            if hit is not None:
+                hits.append(hit)
+        return Outcome(tuple(hits), tuple(failures))
 
     @staticmethod
     def verdict(hits: Iterable[RuleHit]) -> Verdict:
