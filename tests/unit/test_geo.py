@@ -44,9 +44,24 @@ def test_portland_by_state(gazetteer) -> None:
     assert (oregon.admin1_code, maine.admin1_code) == ("OR", "ME")
 
 
-@pytest.mark.parametrize("query", ["Narnia Springs", "", "   ", "Springfield, XX", "Mars Base 1"])
+@pytest.mark.parametrize(
+    "query",
+    [
+        "Narnia Springs",
+        "",
+        "   ",
+        "Mars Base 1",
+        ", FR",  # a qualifier and no name
+        "Springfield, Tokyo",  # a known region (JP-13) that has no Springfield
+        "Paris, Bavaria",
+        "Munich, TX",
+        "Toronto, NSW",
+    ],
+)
 def test_unknown_places_do_not_resolve(gazetteer, query: str) -> None:
     assert gazetteer.resolve(query) is None
+    assert gazetteer.find(query) is None
+    assert gazetteer.candidates(query) == ()
 
 
 def test_haversine_known_distances(gazetteer) -> None:
@@ -67,6 +82,27 @@ def test_haversine_antipodes_and_symmetry() -> None:
 
 def test_normalize_name() -> None:
     assert normalize_name("  New\tYork  ") == normalize_name("new york") == "new york"
+
+
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [
+        ("Zu\u0308rich", "Z\u00fcrich"),  # decomposed and composed
+        ("STRASSE", "stra\u00dfe"),  # full case folding: ß is ss
+        ("\uff34\uff4f\uff4b\uff59\uff4f", "Tokyo"),  # full-width letters
+        ("New\t York \n", "new york"),  # tabs, runs of spaces, newlines
+        ("S\u00e3o\u00a0Paulo", "s\u00e3o paulo"),  # no-break space
+        ("\ufb01nland", "Finland"),  # the fi ligature
+    ],
+)
+def test_normalize_name_equates(a: str, b: str) -> None:
+    assert normalize_name(a) == normalize_name(b)
+
+
+@pytest.mark.parametrize("text", ["\u01f0", "Zu\u0308rich", "STRASSE", "\u1e9e", "  x\ty  "])
+def test_normalize_name_is_a_fixed_point(text: str) -> None:
+    once = normalize_name(text)
+    assert normalize_name(once) == once
 
 
 def test_loaded_once_per_process() -> None:
