@@ -1,12 +1,14 @@
-"""Rapid transactions: more than 5 in the 30 s (event time) ending at this one.
+"""Rapid transactions: more than 5 in a 30 s window (event time) containing this one.
 
-Each case replays a user's sequence: every transaction is evaluated with all earlier
-event times, as the state would hold them, and the rule decides on its own window.
+In-order cases replay a user's sequence: every transaction is evaluated with all
+earlier event times, as the state would hold them. Late cases give a transaction the
+later event times that arrived before it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
@@ -58,11 +60,73 @@ def test_window_is_half_open_at_30_seconds() -> None:
     assert _alerting([0.001, 10, 20, 25, 29, 30]) == [6]  # 29.999 s before: in
 
 
-def test_a_late_event_counts_only_what_precedes_it() -> None:
-    at = T0 + timedelta(seconds=10)
-    later = [T0 + timedelta(seconds=s) for s in (11, 12, 13, 14, 15)]
-    txn = transaction(at=at)
-    assert rapid_transactions.evaluate(context(txn, earlier=later), PARAMS) is None
+def _late(at: float, *, before: Sequence[float] = (), after: Sequence[float] = ()):
+    """Context of a transaction at T0 + ``at`` s that arrives after transactions at
+    ``before`` and ``after`` (s), as the state returns them (earlier ones newest first
+    with this one, later ones oldest first)."""
+    txn = transaction(at=T0 + timedelta(seconds=at))
+    recent = sorted([*(T0 + timedelta(seconds=s) for s in before), txn.timestamp], reverse=True)
+    later = sorted(T0 + timedelta(seconds=s) for s in after)
+    base = context(txn)
+    return replace(base, recent_event_times=tuple(recent), later_event_times=tuple(later))
+
+
+def test_a_late_event_completes_a_window_of_later_ones() -> None:
+    finding = rapid_transactions.evaluate(_late(10, after=[11, 12, 13, 14, 15]), PARAMS)
+    assert finding is not None
+    assert finding.details["late"] is True
+    assert finding.details["count"] == 6
+    assert finding.details["first_in_window"] == "2026-11-28T10:00:10.000Z"
+    assert finding.details["window_end"] == "2026-11-28T10:00:15.000Z"
+    assert "arrived first" in finding.message
+
+
+def test_a_late_event_alone_with_five_later_ones_in_30s_needs_them_within_the_window() -> None:
+    # (10, 40] does not contain 10: the one at exactly +30 s shares no window with it.
+    assert rapid_transactions.evaluate(_late(10, after=[11, 12, 13, 14, 40]), PARAMS) is None
+    assert rapid_transactions.evaluate(_late(10, after=[11, 12, 13, 40, 40, 40]), PARAMS) is None
+    finding = rapid_transactions.evaluate(_late(10, after=[11, 12, 13, 14, 39.999]), PARAMS)
+    assert finding is not None
+    assert finding.details["window_end"] == "2026-11-28T10:00:39.999Z"
+
+
+def test_a_window_across_this_one_counts_both_sides() -> None:
+    # 3 before, 3 after, all within 30 s of each other: (t - 30, t] holds 4, but
+    # (5, 35] holds all 7.
+    finding = rapid_transactions.evaluate(_late(20, before=[6, 7, 8], after=[30, 31, 35]), PARAMS)
+    assert finding is not None
+    assert (finding.details["count"], finding.details["late"]) == (7, True)
+    assert finding.details["first_in_window"] == "2026-11-28T10:00:06.000Z"
+    # ... and the busiest window wins over an earlier one that fires too.
+    finding = rapid_transactions.evaluate(
+        _late(20, before=[], after=[21, 22, 23, 24, 25, 49, 49, 49]), PARAMS
+    )
+    assert finding is not None
+    assert (finding.details["count"], finding.details["window_end"]) == (
+        9,
+        "2026-11-28T10:00:49.000Z",
+    )
+
+
+def test_the_window_ending_here_is_described_when_it_fires_even_if_late() -> None:
+    finding = rapid_transactions.evaluate(
+        _late(20, before=[15, 16, 17, 18, 19], after=[21, 22, 23]), PARAMS
+    )
+    assert finding is not None
+    assert finding.details["late"] is False
+    assert finding.details["count"] == 6
+    assert finding.details["window_end"] == "2026-11-28T10:00:20.000Z"
+    assert "arrived first" not in finding.message
+
+
+def test_later_events_do_not_fire_without_enough_in_one_window() -> None:
+    # 5 at most in any 30 s window that contains 20.
+    assert rapid_transactions.evaluate(_late(20, before=[0, 5], after=[26, 45, 49]), PARAMS) is None
+
+
+def test_equal_event_times_all_count() -> None:
+    assert _alerting([3] * 7) == [6, 7]
+    assert rapid_transactions.evaluate(_late(3, after=[3.5] * 5), PARAMS) is not None
 
 
 def test_details_keep_original_fields() -> None:
@@ -74,6 +138,9 @@ def test_details_keep_original_fields() -> None:
     assert finding.details["time_window"] == 30
     assert finding.details["threshold_count"] == 5
     assert finding.details["threshold_time"] == 30
+    assert finding.details["late"] is False
+    assert finding.details["first_in_window"] == "2026-11-28T10:00:00.000Z"
+    assert finding.details["window_end"] == "2026-11-28T10:00:06.000Z"
     assert "7 transactions within 30 s" in finding.message
 
 

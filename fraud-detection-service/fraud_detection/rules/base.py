@@ -1,8 +1,8 @@
 """What every rule reads and returns.
 
 A rule is a pure function ``evaluate(context, params) -> Finding | None``: no clock, no
-I/O. Everything it may look at (the transaction, its USD value, the user's recent
-event times, the previous transaction) is in the `EvaluationContext`, built from the
+I/O. Everything it may look at (the transaction, its USD value, the user's event times
+around this one, the previous transaction) is in the `EvaluationContext`, built from the
 state snapshot the transaction was evaluated against, so the same snapshot always
 gives the same findings.
 """
@@ -22,10 +22,16 @@ from fraud_detection.geo import Coordinates
 @dataclass(frozen=True)
 class Place:
     """A transaction's place: its name as given and coordinates when known (explicit
-    latitude/longitude, else resolved from the name)."""
+    latitude/longitude, else resolved from the name).
+
+    ``candidates`` are every reading of the name, default first (explicit coordinates
+    are the only one). Before evaluation ``coordinates`` is the first of them; in an
+    `EvaluationContext` it is the one the state chose (nearest the previous place).
+    """
 
     name: str
     coordinates: Coordinates | None = None
+    candidates: tuple[Coordinates, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -45,6 +51,14 @@ class EvaluationContext:
     one (this one included), newest first; bounded by the longest window of the rules."""
     previous: PreviousTransaction | None
     evaluated_at: datetime
+    later_event_times: tuple[datetime, ...] = ()
+    """Event times after this one, less than the longest window later, oldest first: the
+    user's transactions with later event times that arrived before this (late) one."""
+
+    @property
+    def window_event_times(self) -> tuple[datetime, ...]:
+        """Every event time around this one (both fields above), oldest first."""
+        return tuple(sorted(self.recent_event_times + self.later_event_times))
 
 
 @dataclass(frozen=True)
@@ -59,6 +73,7 @@ class Finding:
 class RuleHit:
     """A fired rule, ready to become an alert."""
 
+    rule_id: str
     alert_type: str
     severity: str
     score: int
