@@ -1,10 +1,30 @@
 """Per-user detection state in Redis, updated by one Lua script call per transaction.
 
 For each transaction the script (``scripts/record_transaction.lua``) adds it to the
-user's window, reads the recent event times and the previous transaction, stores that
-snapshot under the transaction's id and moves the user's "last" on. A second run for
-the same transaction id returns the stored snapshot and changes nothing, so a
-redelivered transaction is evaluated against exactly the state it first saw.
+user's window, reads the event times around it and the previous transaction, picks its
+coordinates among the place's candidates, stores that snapshot under the transaction's
+id and moves the user's "last" on. A second run for the same transaction id returns the
+stored snapshot and changes nothing, so a redelivered transaction is evaluated against
+exactly the state (and place) it first saw.
+
+Late and out-of-order events: the snapshot holds the user's event times on both sides
+of this one, ``(t - lookback, t + lookback)``, so a rule can count windows that end
+after ``t`` (transactions with later event times that arrived first). The window keeps
+entries back to the user's newest event minus ``lookback + late_allowance``; an event
+later than that allowance is still recorded and judged, but only against what remains
+(whatever was older than that horizon is gone), and it is then trimmed itself.
+
+Bounds: the window never keeps more than ``max_entries`` transactions (the oldest go
+first), and at most ``max_entries`` event times are returned on each side of ``t`` (the
+nearest ones). A user with more transactions than that within the retention is judged
+on the newest ``max_entries`` only: a window over forgotten transactions counts just
+the ones kept. The cap bounds memory and script time per user; keep it well above the
+rapid rule's ``max_count``.
+
+Ambiguous places: the entry carries every candidate reading of its place name; the
+script picks the one nearest the user's previous place (when there are several and the
+previous place has coordinates), else the first, and keeps the choice in the snapshot
+and in "last".
 
 A batch is one pipeline, in consumption order (a user's transactions share a
 partition, so their order holds), answered in one round trip.
@@ -22,7 +42,6 @@ import redis
 from redis.exceptions import NoScriptError
 
 from fraud_common import keys
-from fraud_common.jsonutil import dumps
 from fraud_common.schemas import Transaction
 from fraud_detection.geo import Coordinates
 
@@ -50,22 +69,6 @@ class LastSeen:
     coordinates: Coordinates | None
     event_ms: int
 
-    def to_json(self) -> str:
-        lat, lon = (
-            (None, None)
-            if self.coordinates is None
-            else (self.coordinates.latitude, self.coordinates.longitude)
-        )
-        return dumps(
-            {
-                "transactionId": self.transaction_id,
-                "location": self.location,
-                "latitude": lat,
-                "longitude": lon,
-                "eventMs": self.event_ms,
-            }
-        )
-
     @classmethod
     def from_dict(cls, raw: dict) -> LastSeen:
         lat, lon = raw.get("latitude"), raw.get("longitude")
@@ -81,17 +84,26 @@ class LastSeen:
 class Snapshot:
     """The state one transaction was evaluated against."""
 
-    recent_event_ms: tuple[int, ...]  # newest first, this transaction included
+    recent_event_ms: tuple[int, ...]  # at or before this one, newest first, this one included
     previous: LastSeen | None
     evaluated_at_ms: int
     replayed: bool
+    later_event_ms: tuple[int, ...] = ()
+    """Event times after this one (less than the lookback later), oldest first: the
+    user's transactions that arrived before this late one."""
+    coordinates: Coordinates | None = None
+    """The candidate chosen for this transaction's place; None when it had none, or in a
+    snapshot stored before candidates were (then the first candidate stands)."""
 
     @classmethod
     def from_json(cls, text: str, *, replayed: bool) -> Snapshot:
         raw = json.loads(text)
         previous = raw.get("previous")
+        chosen = raw.get("coordinates")
         return cls(
             recent_event_ms=tuple(int(t) for t in raw["recent"]),
+            later_event_ms=tuple(int(t) for t in raw.get("later", ())),
+            coordinates=None if chosen is None else Coordinates(*map(float, chosen)),
             previous=None if previous is None else LastSeen.from_dict(previous),
             evaluated_at_ms=int(raw["evaluatedAtMs"]),
             replayed=replayed,
@@ -100,10 +112,20 @@ class Snapshot:
 
 @dataclass(frozen=True)
 class StateEntry:
-    """What the state needs of one transaction: who, when, where."""
+    """What the state needs of one transaction: who, when, where.
+
+    ``candidates`` are the readings of its place, default first (explicit coordinates
+    are the only one); when empty, ``coordinates`` (if any) is the only candidate.
+    """
 
     transaction: Transaction
     coordinates: Coordinates | None
+    candidates: tuple[Coordinates, ...] = ()
+
+    def choices(self) -> tuple[Coordinates, ...]:
+        if self.candidates:
+            return self.candidates
+        return () if self.coordinates is None else (self.coordinates,)
 
 
 class UserState:
@@ -148,8 +170,11 @@ class UserState:
         retain_ms = lookback_ms + self._late_allowance_ms
         for entry in entries:
             txn = entry.transaction
-            event_ms = epoch_ms(txn.timestamp)
-            last = LastSeen(txn.transactionId, txn.location, entry.coordinates, event_ms)
+            candidates = [
+                json.dumps(value, allow_nan=False)  # shortest text that reads back equal
+                for c in entry.choices()
+                for value in (float(c.latitude), float(c.longitude))
+            ]
             pipe.evalsha(
                 self._script.sha,
                 3,
@@ -157,13 +182,14 @@ class UserState:
                 keys.user_last_seen(txn.userId),
                 keys.user_evaluation(txn.userId, txn.transactionId),
                 txn.transactionId,
-                event_ms,
-                last.to_json(),
+                epoch_ms(txn.timestamp),
+                txn.location,
                 evaluated_at_ms,
                 lookback_ms,
                 retain_ms,
                 self._max_entries,
                 self._evaluation_ttl,
                 self._user_ttl,
+                *candidates,
             )
         return pipe.execute(raise_on_error=False)

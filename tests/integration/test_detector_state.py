@@ -13,18 +13,20 @@ import redis
 from fraud_common import keys
 from fraud_common.money import load_fx_rates
 from fraud_common.schemas import Transaction
-from fraud_detection.evaluation import evaluate, place_of
-from fraud_detection.geo import load_gazetteer
-from fraud_detection.rules import RuleSet
-from fraud_detection.settings import DetectorSettings
-from fraud_detection.state import StateEntry, UserState, epoch_ms
+from fraud_detection.evaluation import context_for, place_of
+from fraud_detection.geo import Coordinates, load_gazetteer
+from fraud_detection.rules import EvaluationContext, Place, location_change, rapid_transactions
+from fraud_detection.rules.base import RuleFunction
+from fraud_detection.state import Snapshot, StateEntry, UserState, epoch_ms
 from tests.support.detector_factories import T0, transaction
 
 pytestmark = pytest.mark.integration
 
-SETTINGS = DetectorSettings(kafka_bootstrap_servers="localhost:9", redis_url="redis://localhost:1")
-RULES = RuleSet.from_settings(SETTINGS)
 LOOKBACK_MS = 30_000
+RULES: dict[str, tuple[RuleFunction, object]] = {
+    rapid_transactions.ALERT_TYPE: (rapid_transactions.evaluate, rapid_transactions.Params()),
+    location_change.ALERT_TYPE: (location_change.evaluate, location_change.Params()),
+}
 
 
 @pytest.fixture
@@ -39,22 +41,33 @@ def state(redis_url: str) -> UserState:
     )
 
 
-def _run(state: UserState, txns: Sequence[Transaction], now_ms: int = 1) -> list[list[str]]:
-    """Record ``txns`` as one batch and evaluate them; the alert types of each."""
-    gazetteer = load_gazetteer()
-    places = [place_of(t, gazetteer) for t in txns]
+def _contexts(
+    state: UserState, txns: Sequence[Transaction], places: Sequence[Place], now_ms: int
+) -> list[tuple[EvaluationContext, Snapshot]]:
     snapshots = state.record(
-        [StateEntry(t, p.coordinates) for t, p in zip(txns, places, strict=True)],
+        [StateEntry(t, p.coordinates, p.candidates) for t, p in zip(txns, places, strict=True)],
         evaluated_at_ms=now_ms,
         lookback_ms=LOOKBACK_MS,
     )
     return [
-        [h.alert_type for h in evaluate(RULES, t, p, s, load_fx_rates()).hits]
+        (context_for(t, p, s, load_fx_rates()), s)
         for t, p, s in zip(txns, places, snapshots, strict=True)
     ]
 
 
-RAPID = "multiple_rapid_transactions_detected"
+def _fired(context: EvaluationContext) -> list[str]:
+    return [name for name, (rule, params) in RULES.items() if rule(context, params) is not None]
+
+
+def _run(state: UserState, txns: Sequence[Transaction], now_ms: int = 1) -> list[list[str]]:
+    """Record ``txns`` as one batch and evaluate them; the alert types of each."""
+    gazetteer = load_gazetteer()
+    places = [place_of(t, gazetteer) for t in txns]
+    return [_fired(c) for c, _ in _contexts(state, txns, places, now_ms)]
+
+
+RAPID = rapid_transactions.ALERT_TYPE
+LOCATION = location_change.ALERT_TYPE
 
 
 def test_sixth_seventh_and_twentieth_within_30s_alert(state: UserState) -> None:
@@ -98,7 +111,7 @@ def test_a_replay_returns_the_first_snapshot_and_counts_once(
 def test_previous_place_is_the_latest_by_event_time(state: UserState) -> None:
     new_york = transaction(location="New York", at=T0)
     tokyo = transaction(location="Tokyo", at=T0 + timedelta(seconds=2))
-    assert _run(state, [new_york, tokyo]) == [[], ["unusual_location_change_detected"]]
+    assert _run(state, [new_york, tokyo]) == [[], [LOCATION]]
     # A late event (before Tokyo) does not become the user's last place.
     late = transaction(location="Tokyo", at=T0 + timedelta(seconds=1))
     _run(state, [late])
@@ -162,3 +175,161 @@ def test_an_unreadable_last_place_counts_as_none(
     snapshot = state.record([StateEntry(txn, None)], evaluated_at_ms=1, lookback_ms=1)[0]
     assert snapshot.previous is None
     assert json.loads(redis_client.get(keys.user_last_seen("user-1")) or "")["location"] == "Tokyo"
+
+
+def test_a_late_event_sees_the_later_ones_and_alerts_as_late(state: UserState) -> None:
+    later = [transaction(at=T0 + timedelta(seconds=s)) for s in (11, 12, 13, 14, 15)]
+    assert _run(state, later) == [[]] * 5
+    late = transaction(at=T0 + timedelta(seconds=10))
+    gazetteer = load_gazetteer()
+    [(context, snapshot)] = _contexts(state, [late], [place_of(late, gazetteer)], 1)
+    assert snapshot.recent_event_ms == (epoch_ms(late.timestamp),)
+    assert snapshot.later_event_ms == tuple(epoch_ms(t.timestamp) for t in later)
+    finding = rapid_transactions.evaluate(context, rapid_transactions.Params())
+    assert finding is not None
+    assert (finding.details["late"], finding.details["count"]) == (True, 6)
+    # The replay returns the same window, so the same verdict.
+    [(again, replayed)] = _contexts(state, [late], [place_of(late, gazetteer)], 2)
+    assert replayed.replayed
+    assert replayed.later_event_ms == snapshot.later_event_ms
+    assert rapid_transactions.evaluate(again, rapid_transactions.Params()) == finding
+
+
+def test_later_event_times_stop_short_of_the_lookback(state: UserState) -> None:
+    offsets_ms = [10_000, 39_999, 40_000, 41_000]
+    _run(state, [transaction(at=T0 + timedelta(milliseconds=ms)) for ms in offsets_ms])
+    late = transaction(at=T0 + timedelta(seconds=10))
+    snapshot = state.record([StateEntry(late, None)], evaluated_at_ms=1, lookback_ms=LOOKBACK_MS)
+    t0 = epoch_ms(T0)
+    assert [t - t0 for t in snapshot[0].recent_event_ms] == [10_000, 10_000]
+    assert [t - t0 for t in snapshot[0].later_event_ms] == [39_999]
+
+
+def test_an_event_later_than_the_allowance_is_judged_against_what_remains(
+    state: UserState, redis_client: redis.Redis
+) -> None:
+    # Retention: 30 s lookback + 60 s allowance behind the newest event (at +100 s).
+    kept = [transaction(at=T0 + timedelta(seconds=s)) for s in (5, 6, 7, 8, 100)]
+    _run(state, kept)
+    assert redis_client.zcard(keys.user_window("user-1")) == 1  # 5..8 are older than +10 s
+    too_late = transaction(at=T0 + timedelta(seconds=9))
+    [(context, snapshot)] = _contexts(state, [too_late], [place_of(too_late, load_gazetteer())], 1)
+    assert snapshot.recent_event_ms == (epoch_ms(too_late.timestamp),)
+    assert snapshot.later_event_ms == ()
+    assert _fired(context) == []
+    assert redis_client.zcard(keys.user_window("user-1")) == 1  # trimmed itself at once
+
+
+FAR = Coordinates(-33.87, 151.21)  # Sydney
+NEAR = Coordinates(40.73, -74.17)  # Newark, beside New York
+
+
+def test_the_candidate_nearest_the_previous_place_is_chosen_and_kept(
+    state: UserState, redis_client: redis.Redis
+) -> None:
+    new_york = transaction(location="New York", at=T0)
+    _run(state, [new_york])
+    ambiguous = transaction(location="Springfield", at=T0 + timedelta(seconds=60))
+    place = Place("Springfield", FAR, (FAR, NEAR))  # the default reading is the far one
+    [(context, snapshot)] = _contexts(state, [ambiguous], [place], 1)
+    assert snapshot.coordinates == NEAR
+    assert context.place.coordinates == NEAR
+    assert _fired(context) == []  # Newark a minute after New York is no impossible trip
+    last = json.loads(redis_client.get(keys.user_last_seen("user-1")) or "")
+    assert (last["latitude"], last["longitude"]) == (NEAR.latitude, NEAR.longitude)
+    # A replay keeps the choice, even with the candidates read differently now.
+    [(again, replayed)] = _contexts(state, [ambiguous], [Place("Springfield", FAR, (FAR,))], 2)
+    assert replayed.replayed
+    assert (replayed.coordinates, again.place.coordinates) == (NEAR, NEAR)
+    # The next transaction's previous place is the chosen reading.
+    after = transaction(location="Tokyo", at=T0 + timedelta(seconds=120))
+    [(_, following)] = _contexts(state, [after], [place_of(after, load_gazetteer())], 3)
+    assert following.previous is not None
+    assert following.previous.coordinates == NEAR
+
+
+def test_the_far_candidate_wins_when_it_is_the_nearer(state: UserState) -> None:
+    sydney = transaction(location="Sydney", latitude=-33.9, longitude=151.2, at=T0)
+    _run(state, [sydney])
+    ambiguous = transaction(location="Springfield", at=T0 + timedelta(seconds=60))
+    [(context, snapshot)] = _contexts(
+        state, [ambiguous], [Place("Springfield", NEAR, (NEAR, FAR))], 1
+    )
+    assert snapshot.coordinates == FAR
+    assert context.place.coordinates == FAR
+
+
+def test_without_a_previous_place_the_first_candidate_is_used(state: UserState) -> None:
+    first = transaction(location="Springfield", at=T0)
+    [(context, snapshot)] = _contexts(state, [first], [Place("Springfield", FAR, (FAR, NEAR))], 1)
+    assert snapshot.coordinates == FAR
+    assert context.place.coordinates == FAR
+    # A previous place without coordinates is no help either.
+    unknown = transaction(user="user-2", location="Xqzzy Nowhere", at=T0)
+    _run(state, [unknown])
+    second = transaction(user="user-2", location="Springfield", at=T0 + timedelta(seconds=1))
+    [(_, snapshot)] = _contexts(state, [second], [Place("Springfield", FAR, (FAR, NEAR))], 1)
+    assert snapshot.coordinates == FAR
+
+
+def test_a_single_candidate_is_used_as_is(state: UserState, redis_client: redis.Redis) -> None:
+    _run(state, [transaction(location="Tokyo", at=T0)])
+    exact = Coordinates(40.712775897, -74.005973)
+    explicit = transaction(
+        location="Somewhere", latitude=exact.latitude, longitude=exact.longitude, at=T0
+    )
+    place = place_of(explicit, load_gazetteer())
+    assert place.candidates == (exact,)
+    [(context, snapshot)] = _contexts(state, [explicit], [place], 1)
+    assert snapshot.coordinates == exact
+    assert context.place.coordinates == exact
+    last = json.loads(redis_client.get(keys.user_last_seen("user-1")) or "")
+    assert Coordinates(last["latitude"], last["longitude"]) == exact
+
+
+def test_an_unresolved_place_stays_without_coordinates(
+    state: UserState, redis_client: redis.Redis
+) -> None:
+    _run(state, [transaction(location="New York", at=T0)])
+    nowhere = transaction(location="Xqzzy Nowhere", at=T0 + timedelta(seconds=1))
+    place = place_of(nowhere, load_gazetteer())
+    assert place.candidates == ()
+    [(context, snapshot)] = _contexts(state, [nowhere], [place], 1)
+    assert snapshot.coordinates is None
+    assert context.place.coordinates is None
+    last = json.loads(redis_client.get(keys.user_last_seen("user-1")) or "")
+    assert (last["location"], last["latitude"], last["longitude"]) == ("Xqzzy Nowhere", None, None)
+
+
+def test_a_snapshot_stored_before_later_times_and_choices_still_reads(
+    state: UserState, redis_client: redis.Redis
+) -> None:
+    txn = transaction(location="Tokyo", at=T0)
+    old = {"recent": [epoch_ms(T0)], "previous": None, "evaluatedAtMs": 7}
+    redis_client.set(keys.user_evaluation("user-1", txn.transactionId), json.dumps(old))
+    place = place_of(txn, load_gazetteer())
+    [(context, snapshot)] = _contexts(state, [txn], [place], 1)
+    assert snapshot.replayed
+    assert (snapshot.later_event_ms, snapshot.coordinates) == ((), None)
+    assert context.place.coordinates == place.coordinates  # the first candidate, as then
+
+
+def test_an_ambiguous_name_is_read_as_the_city_nearest_the_previous_place(
+    state: UserState,
+) -> None:
+    # "Portland" reads as Portland, Oregon by default; after Boston it is Portland, Maine
+    # (about 170 km: 30 minutes later is no impossible trip; Oregon would be).
+    gazetteer = load_gazetteer()
+    boston = transaction(location="Boston", at=T0)
+    portland = transaction(location="Portland", at=T0 + timedelta(minutes=30))
+    assert len(place_of(portland, gazetteer).candidates) > 1
+    assert _run(state, [boston, portland]) == [[], []]
+    [(context, _)] = _contexts(state, [portland], [place_of(portland, gazetteer)], 2)
+    assert context.place.coordinates is not None
+    assert context.place.coordinates.longitude > -75  # Maine, not Oregon
+    # Another user, first seen in Seattle: the same name is Portland, Oregon.
+    seattle = transaction(user="user-2", location="Seattle", at=T0)
+    there = transaction(user="user-2", location="Portland", at=T0 + timedelta(minutes=30))
+    assert _run(state, [seattle, there]) == [[], []]
+    [(context, _)] = _contexts(state, [there], [place_of(there, gazetteer)], 2)
+    assert context.place.coordinates == gazetteer.resolve("Portland")
