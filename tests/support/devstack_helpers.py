@@ -3,7 +3,9 @@
 `start_test_stack` starts a stack on free ports with its own Redis (append-only, so a fault
 test can restart it) and, unless ``KAFKA_BOOTSTRAP_SERVERS`` names an existing broker,
 its own Tansu broker; topic and consumer-group names carry a uuid so that runs never
-share them. `run_client` runs ``test-client.py`` against a stack as a user would.
+share them. The stack is supervised as under ``make dev``: a test that kills a service
+waits for it to come back with `DevStack.wait_restarted` instead of starting it itself.
+`run_client` runs ``test-client.py`` against a stack as a user would.
 """
 
 from __future__ import annotations
