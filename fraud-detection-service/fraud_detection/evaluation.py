@@ -1,33 +1,36 @@
-"""From a transaction and the state snapshot it was evaluated against to hits, alerts
-and a decision. Pure: the same transaction and snapshot always give the same output
-(alert ids, timestamps and all), which is what makes redelivery harmless."""
+"""From a transaction and the state snapshot it was evaluated against to a decision, and
+from a decision to its alerts. Pure: the same transaction and snapshot always give the
+same decision, and the same decision always the same alerts (ids, timestamps and all).
+The handler stores the first decision once and derives alerts only from the stored one,
+so a redelivery sends the same alerts even after the rules changed."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 
 from fraud_common.money import FxRates
-from fraud_common.schemas import Alert, Decision, DecisionAlert, Transaction, alert_id
+from fraud_common.schemas import Alert, Decision, Reason, RuleError, Transaction, alert_id
 from fraud_detection.geo import Coordinates, Gazetteer
 from fraud_detection.rules import (
     EvaluationContext,
     Place,
     PreviousTransaction,
-    RuleHit,
     RuleSet,
-    Verdict,
 )
 from fraud_detection.state import Snapshot, from_epoch_ms
 
 
 def place_of(transaction: Transaction, gazetteer: Gazetteer) -> Place:
-    """Explicit coordinates win; otherwise the name resolved offline (or none)."""
+    """Explicit coordinates win (and are the only candidate); otherwise every reading of
+    the name offline, default first (none when unresolved). The state picks among them
+    (the nearest to the user's previous place), see `context_for`."""
     if transaction.latitude is not None and transaction.longitude is not None:
-        coordinates: Coordinates | None = Coordinates(transaction.latitude, transaction.longitude)
+        candidates: tuple[Coordinates, ...] = (
+            Coordinates(transaction.latitude, transaction.longitude),
+        )
     else:
-        coordinates = gazetteer.resolve(transaction.location)
-    return Place(transaction.location, coordinates)
+        candidates = gazetteer.candidates(transaction.location)
+    return Place(transaction.location, candidates[0] if candidates else None, candidates)
 
 
 def context_for(
@@ -36,11 +39,14 @@ def context_for(
     previous = snapshot.previous
     if previous is not None and previous.transaction_id == transaction.transactionId:
         previous = None  # its own earlier run, once the snapshot had expired
+    if snapshot.coordinates is not None:  # the candidate the state chose, kept for replays
+        place = Place(place.name, snapshot.coordinates, place.candidates)
     return EvaluationContext(
         transaction=transaction,
-        amount_usd=fx_rates.to_usd(transaction.amount, transaction.currency),
+        amount_usd=transaction.usd_value(fx_rates),
         place=place,
         recent_event_times=tuple(from_epoch_ms(t) for t in snapshot.recent_event_ms),
+        later_event_times=tuple(from_epoch_ms(t) for t in snapshot.later_event_ms),
         previous=None
         if previous is None
         else PreviousTransaction(
@@ -52,59 +58,57 @@ def context_for(
     )
 
 
-@dataclass(frozen=True)
-class Evaluation:
-    transaction: Transaction
-    hits: tuple[RuleHit, ...]
-    verdict: Verdict
-    evaluated_at: datetime
-    replayed: bool
-
-    def alerts(self) -> list[Alert]:
-        return [
-            Alert(
-                alertId=alert_id(self.transaction.transactionId, hit.alert_type),
-                alertType=hit.alert_type,
-                severity=hit.severity,
-                transaction=self.transaction,
-                timestamp=self.evaluated_at,
-                details=hit.details,
-                message=hit.message,
-            )
-            for hit in self.hits
-        ]
-
-    def decision(self) -> Decision:
-        return Decision(
-            transactionId=self.transaction.transactionId,
-            status=self.verdict.status,
-            riskScore=self.verdict.risk_score,
-            alerts=[
-                DecisionAlert(
-                    alertId=alert_id(self.transaction.transactionId, hit.alert_type),
-                    alertType=hit.alert_type,
-                    severity=hit.severity,
-                    message=hit.message,
-                )
-                for hit in self.hits
-            ],
-            evaluatedAt=self.evaluated_at,
-        )
-
-
 def evaluate(
     rules: RuleSet,
     transaction: Transaction,
     place: Place,
     snapshot: Snapshot,
     fx_rates: FxRates,
-) -> Evaluation:
+) -> Decision:
     context = context_for(transaction, place, snapshot, fx_rates)
-    hits = tuple(rules.evaluate(context))
-    return Evaluation(
-        transaction=transaction,
-        hits=hits,
-        verdict=rules.verdict(hits),
-        evaluated_at=context.evaluated_at,
-        replayed=snapshot.replayed,
+    outcome = rules.evaluate(context)
+    verdict = rules.verdict(outcome.hits)
+    return Decision(
+        transactionId=transaction.transactionId,
+        status=verdict.status,
+        riskScore=verdict.risk_score,
+        reasons=[
+            Reason(
+                ruleId=hit.rule_id,
+                alertType=hit.alert_type,
+                severity=hit.severity,
+                score=hit.score,
+                message=hit.message,
+                details=hit.details,
+            )
+            for hit in outcome.hits
+        ],
+        rulesVersion=rules.version,
+        ruleErrors=[RuleError(ruleId=f.rule_id, error=f.error) for f in outcome.failures],
+        evaluatedAt=context.evaluated_at,
     )
+
+
+def error_decision(transaction_id: str, reason: str, at: datetime) -> Decision:
+    """The decision of a transaction that could not be evaluated at all."""
+    return Decision(transactionId=transaction_id, status="error", error=reason, evaluatedAt=at)
+
+
+def alerts_for(transaction: Transaction, decision: Decision) -> list[Alert]:
+    """One alert per reason of the decision."""
+    return [
+        Alert(
+            alertId=alert_id(transaction.transactionId, reason.alertType),
+            alertType=reason.alertType,
+            severity=reason.severity,
+            transaction=transaction,
+            timestamp=decision.evaluatedAt,
+            details=reason.details,
+            message=reason.message,
+            ruleId=reason.ruleId,
+            rulesVersion=decision.rulesVersion,
+            riskScore=decision.riskScore,
+            decision=decision.status,
+        )
+        for reason in decision.reasons
+    ]

@@ -102,7 +102,10 @@ class TransactionHandler:
         transactions = [r.value for r in records]
         places = [place_of(t, gazetteer) for t in transactions]
         snapshots = self._state.record(
-            [StateEntry(t, p.coordinates) for t, p in zip(transactions, places, strict=True)],
+            [
+                StateEntry(t, p.coordinates, p.candidates)
+                for t, p in zip(transactions, places, strict=True)
+            ],
             evaluated_at_ms=int(self._clock() * 1000),
             lookback_ms=int(rules.lookback.total_seconds() * 1000),
         )

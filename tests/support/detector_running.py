@@ -30,6 +30,9 @@ class RunningDetector:
     app: Flask
     settings: DetectorSettings
     thread: BackgroundThread
+    """The consumer's thread."""
+    threads: list[BackgroundThread]
+    """Every background thread of the app (the consumer's, the reconciler's)."""
 
     @property
     def status(self) -> LoopStatus:
@@ -38,8 +41,9 @@ class RunningDetector:
         return worker.loop.status
 
     def stop(self) -> None:
-        if self.thread.alive:
-            self.thread.stop()
+        for thread in self.threads:
+            if thread.alive:
+                thread.stop()
         for close in self.app.extensions.get("fraud_common.closers", []):
             close()
 
@@ -60,9 +64,11 @@ def detector_settings(
 
 def start_detector(settings: DetectorSettings) -> RunningDetector:
     app = create_app(settings)
-    (thread,) = registered(app)
-    thread.start()
-    return RunningDetector(app, settings, thread)
+    threads = registered(app)
+    for thread in threads:
+        thread.start()
+    (consumer,) = [t for t in threads if isinstance(t.target, DetectorWorker)]
+    return RunningDetector(app, settings, consumer, threads)
 
 
 def new_group() -> str:
