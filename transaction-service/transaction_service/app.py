@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import Flask
 
+from fraud_common.durability import RedisDurability
 from fraud_common.health import HealthCheck, install_health
 from fraud_common.http_errors import register_error_handlers
 from fraud_common.kafka.config import producer_config
@@ -39,6 +40,8 @@ def create_app(settings: TransactionServiceSettings | None = None) -> Flask:
         )
     )
     app.extensions[CLOSERS] = [producer.close, redis_client.close]
+    durability = RedisDurability.from_settings(settings)
+    durability.check(redis_client)  # logs what the server gives; each write checks again
     # A broker that is down is only a warning: publishing answers 503 until it is back,
     # and health says so.
     try_ensure_service_topics(settings, timeout=TOPIC_SETUP_TIMEOUT_SECONDS)
@@ -52,11 +55,13 @@ def create_app(settings: TransactionServiceSettings | None = None) -> Flask:
             topic=settings.transactions_topic,
             record_ttl_seconds=settings.transaction_ttl_seconds,
             publish_timeout_seconds=settings.publish_timeout_seconds,
+            durability=durability,
         ),
         idempotency=IdempotencyStore(
             redis_client,
             ttl_seconds=settings.idempotency_ttl_seconds,
             in_flight_seconds=settings.idempotency_in_flight_seconds,
+            durability=durability,
         ),
         api_keys=ApiKeys(settings.api_keys),
         openapi_document=openapi.document_text(settings),

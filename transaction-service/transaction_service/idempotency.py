@@ -11,6 +11,8 @@ that claimed it:
 - release: a failed request deletes its own marker, so the client can retry.
 
 All state is in Redis, so this holds across gunicorn workers and service replicas.
+With ``REDIS_DURABILITY`` on, completing waits until the response is on Redis's disk
+(`fraud_common.durability`), so a replay survives a host crash of Redis.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from typing import Any
 import redis
 
 from fraud_common import keys
+from fraud_common.durability import RedisDurability
 from fraud_common.http_errors import ApiError, validation_error
 
 MAX_KEY_LENGTH = 255
@@ -91,8 +94,16 @@ def fingerprint(path: str, body: Any) -> str:
 
 
 class IdempotencyStore:
-    def __init__(self, client: redis.Redis, *, ttl_seconds: int, in_flight_seconds: int) -> None:
+    def __init__(
+        self,
+        client: redis.Redis,
+        *,
+        ttl_seconds: int,
+        in_flight_seconds: int,
+        durability: RedisDurability | None = None,
+    ) -> None:
         self._redis = client
+        self._durability = durability or RedisDurability()
         self._ttl = ttl_seconds
         self._in_flight = in_flight_seconds
         self._complete = client.register_script(_COMPLETE)
@@ -130,12 +141,17 @@ class IdempotencyStore:
         return StoredResponse(int(record["status"]), str(record["body"]), record.get("location"))
 
     def complete(self, claim: Claim, response: StoredResponse) -> None:
-        """Keep ``response`` as the answer to the key (raises `redis.RedisError`)."""
+        """Keep ``response`` as the answer to the key (raises `redis.RedisError`, also
+        when the durability confirmation fails)."""
         record = json.loads(claim.marker)
         record.update(
             state="done", status=response.status, body=response.body, location=response.location
         )
-        self._complete(keys=[claim.key], args=[claim.marker, json.dumps(record), self._ttl])
+        pipe = self._redis.pipeline(transaction=False)
+        self._complete(
+            keys=[claim.key], args=[claim.marker, json.dumps(record), self._ttl], client=pipe
+        )
+        self._durability.execute(pipe)
 
     def release(self, claim: Claim) -> None:
         """Free the key after a failed request (raises `redis.RedisError`)."""

@@ -4,6 +4,12 @@ A transaction counts as accepted only once the broker has acknowledged it (acks=
 idempotent producer). The record is stored first (one Redis round trip, pipelined for a
 batch) so that a 201 is always readable; if publishing fails or times out, the records
 of the unpublished transactions are deleted again and the caller answers 503.
+
+The same pipeline adds each transaction to the pending index (`keys.pending`, scored by
+acceptance time), from which the detector's reconciler re-drives transactions still
+undecided after a while, whatever lost them. With ``REDIS_DURABILITY`` on, the pipeline
+ends with the durability confirmation (`fraud_common.durability`): nothing is published
+before the records are on disk, so a 201 never names a record a host crash can lose.
 """
 
 from __future__ import annotations
@@ -16,6 +22,8 @@ import redis
 from confluent_kafka import Message
 
 from fraud_common import keys
+from fraud_common.durability import RedisDurability
+from fraud_common.kafka.headers import transaction_headers
 from fraud_common.kafka.producer import AckingProducer, DeliveryFailed, Headers
 from fraud_common.schemas import Transaction
 
@@ -40,8 +48,14 @@ class PublishFailed(Exception):
 
 
 def message_headers(transaction: Transaction) -> Headers:
-    """Headers of a published transaction (the place to add a trace id)."""
-    return [("transaction-id", transaction.transactionId.encode())]
+    """Headers of a published transaction (`fraud_common.kafka.headers`, shared with the
+    detector's reconciler, which republishes stored records)."""
+    return transaction_headers(transaction.transactionId)
+
+
+def accepted_at_ms(transaction: Transaction) -> int:
+    """The pending-index score of a transaction: when it was received, in epoch ms."""
+    return int(transaction.receivedAt.timestamp() * 1000)
 
 
 class Publisher:
@@ -53,8 +67,10 @@ class Publisher:
         topic: str,
         record_ttl_seconds: int,
         publish_timeout_seconds: float,
+        durability: RedisDurability | None = None,
     ) -> None:
         self._redis = client
+        self._durability = durability or RedisDurability()
         self._producer = producer
         self._topic = topic
         self._ttl = record_ttl_seconds
@@ -66,15 +82,16 @@ class Publisher:
         ``payloads`` are the transactions' JSON (`Transaction.to_json`), computed once by
         the caller. Raises `StorageUnavailable` or `PublishFailed`.
         """
-        names = [keys.transaction(t.transactionId) for t in transactions]
         try:
             pipe = self._redis.pipeline(transaction=False)
-            for name, payload in zip(names, payloads, strict=True):
-                pipe.set(name, payload, ex=self._ttl)
-            pipe.execute()
+            for transaction, payload in zip(transactions, payloads, strict=True):
+                tid = transaction.transactionId
+                pipe.set(keys.transaction(tid), payload, ex=self._ttl)
+                pipe.zadd(keys.pending(tid), {tid: accepted_at_ms(transaction)})
+            self._durability.execute(pipe)
         except redis.RedisError as exc:
             log.warning("could not store transactions", exc_info=True)
-            self._forget(names)
+            self._forget(list(transactions))
             raise StorageUnavailable(str(exc)) from exc
 
         futures = [self._send(t, p) for t, p in zip(transactions, payloads, strict=True)]
@@ -87,7 +104,7 @@ class Publisher:
                 "transactions not acknowledged by the broker",
                 extra={"failed": len(failed), "total": len(futures), "reason": str(reason)},
             )
-            self._forget([names[i] for i in failed])
+            self._forget([transactions[i] for i in failed])
             raise PublishFailed(failed, len(futures))
 
     def _send(self, transaction: Transaction, payload: str) -> Future[Message]:
@@ -103,13 +120,19 @@ class Publisher:
             failed.set_exception(exc)
             return failed
 
-    def _forget(self, names: list[str]) -> None:
-        """Delete records of transactions that were not accepted (best effort)."""
+    def _forget(self, transactions: list[Transaction]) -> None:
+        """Delete the records and pending-index entries of transactions that were not
+        accepted (best effort; one key per command, so it holds on a cluster too)."""
         try:
-            self._redis.delete(*names)
+            pipe = self._redis.pipeline(transaction=False)
+            for transaction in transactions:
+                tid = transaction.transactionId
+                pipe.delete(keys.transaction(tid))
+                pipe.zrem(keys.pending(tid), tid)
+            pipe.execute()
         except redis.RedisError:
             log.warning(
                 "could not delete the records of unaccepted transactions",
                 exc_info=True,
-                extra={"count": len(names)},
+                extra={"count": len(transactions)},
             )
