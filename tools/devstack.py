@@ -9,9 +9,10 @@ only on Ctrl-C or SIGTERM, or when the broker dies (its topics were in memory: s
 `tools.stack`), then with status 1.
 
 The pieces live beside this file, one job each: `tools.local_services` (redis-server and
-Tansu), `tools.service_process` (one service under gunicorn), `tools.supervision`
-(restarts with backoff), `tools.stack` (the whole stack), `tools.log_follow`. Their
-public names stay importable from here, as tests and tools have always imported them.
+Tansu), `tools.dependencies` (them as the stack holds them), `tools.service_process` (one
+service under gunicorn), `tools.supervision` (restarts with backoff), `tools.stack` (the
+whole stack), `tools.log_follow`. Their public names stay importable from here, as tests
+and tools have always imported them.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ if __name__ == "__main__":  # run as a script: import `tools.*` from the reposit
     sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _TOOLS]  # not tools/
     sys.path.insert(0, str(_TOOLS.parent))
 
+from tools.dependencies import Dependency  # noqa: E402
 from tools.local_services import (  # noqa: E402
     RedisServer,
     TansuBroker,
@@ -47,7 +49,7 @@ from tools.service_process import (  # noqa: E402
     service_env,
     spec,
 )
-from tools.stack import Dependency, DevStack  # noqa: E402
+from tools.stack import DevStack  # noqa: E402
 from tools.supervision import Backoff, Supervisor, describe_exit  # noqa: E402
 
 __all__ = [

@@ -17,7 +17,7 @@ One watcher thread per process::
   `Supervisor.fatal`, and the owner stops the stack.
 
 The watched object is anything with the `Supervised` shape: `tools.service_process.
-ServiceProcess` and `tools.stack.Dependency`.
+ServiceProcess` and `tools.dependencies.Dependency`.
 """
 
 from __future__ import annotations
