@@ -169,7 +169,7 @@ class RedisDurability:
         if self._mode == "none":
             return list(pipe.execute())
         if self._mode == "always":
-            self._require_always(redis.Redis(connection_pool=pipe.connection_pool))
+            self._require_always(lambda: redis.Redis(connection_pool=pipe.connection_pool))
             return list(pipe.execute())
         pipe.execute_command("WAITAOF", 1, 0, self._timeout_ms)
         results = list(pipe.execute(raise_on_error=False))
@@ -187,7 +187,7 @@ class RedisDurability:
         if self._mode == "none":
             return
         if self._mode == "always":
-            self._require_always(client)
+            self._require_always(lambda: client)
             return
         pipe = client.pipeline(transaction=False)
         pipe.set(keys.DURABILITY_FENCE, "1", px=FENCE_TTL_MS)
@@ -245,9 +245,9 @@ class RedisDurability:
             )
         return DurabilityStatus("always", "confirmed", "appendonly yes, appendfsync always")
 
-    def _require_always(self, client: redis.Redis) -> None:
+    def _require_always(self, client: Callable[[], redis.Redis]) -> None:
         if self._check_due():
-            self.check(client)
+            self.check(client())
         status = self._status
         if status.state == "failing":
             raise DurabilityNotConfirmed(status.detail)
