@@ -12,6 +12,15 @@
 -- fraction (seq / 4096, exact in a double until 2039), so alerts stored in the same
 -- millisecond keep their store order.
 
+-- A key of the wrong type would fail a write half-way (a script is not rolled back):
+-- refuse before writing anything, so the alert is either stored whole or not at all.
+for i, want in pairs({[2] = 'zset', [3] = 'zset', [4] = 'stream'}) do
+  local kind = redis.call('TYPE', KEYS[i])['ok']
+  if kind ~= want and kind ~= 'none' then
+    return redis.error_reply('WRONGTYPE ' .. KEYS[i] .. ' holds a ' .. kind .. ', not a ' .. want)
+  end
+end
+
 local existing = redis.call('GET', KEYS[1])
 if existing then
   local previous = string.match(existing, '^{"streamId":"([0-9]+%-[0-9]+)"')

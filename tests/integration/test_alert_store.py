@@ -4,6 +4,7 @@ and a Redis outage that stalls (never skips) the work and heals by itself."""
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Callable, Iterator
@@ -228,3 +229,34 @@ def test_nothing_is_committed_while_redis_is_down_and_it_resumes_by_itself(
                 assert len(store.recent(limit=100)) == 7
         finally:
             publisher.close()
+
+
+def test_an_alert_failing_in_the_store_is_dead_lettered_and_the_others_are_stored(
+    kafka_bootstrap: str,
+    redis_url: str,
+    redis_client: redis.Redis,
+    topics: TopicNames,
+) -> None:
+    """One user's list key is not a sorted set (a bug, an operator's mistake): storing that
+    user's alert fails in the store's script; the loop finds it among its batch, sets it
+    aside with the reason, and the alerts around it are stored."""
+    redis_client.set(keys.alerts_by_user("u-broken"), "not a sorted set")
+    settings = alert_settings(kafka_bootstrap, redis_url, topics)
+    app = create_app(settings)
+    publisher = AlertPublisher(kafka_bootstrap, topics.alerts)
+    before, broken, after = make_alert("u-fine"), make_alert("u-broken"), make_alert("u-fine-2")
+    with running(app):
+        publisher.publish([before, broken, after])
+        store = app.extensions["alert_service.store"]
+        wait_for(
+            lambda: store.get(before.alertId) is not None and store.get(after.alertId) is not None,
+            timeout=30,
+            what="the healthy alerts stored",
+        )
+        (dead,) = read_topic(kafka_bootstrap, topics.alerts_dlq, expect=1, timeout=30)
+        assert json.loads(dead.value() or b"") == json.loads(broken.to_json())
+        assert "WRONGTYPE" in headers_of(dead)["dlq-error"]
+        assert store.get(broken.alertId) is None
+        health = app.test_client().get("/health")
+        assert health.status_code == 200, health.data
+        assert json_of(health)["consumer"]["deadLettered"] == 1
