@@ -19,7 +19,7 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import pytest
@@ -52,6 +52,9 @@ class Traffic:
     users: dict[str, str] = field(default_factory=dict)  # transactionId -> userId
     lock: threading.Lock = field(default_factory=threading.Lock)
     gates: list[tuple[int, threading.Event]] = field(default_factory=list)
+
+    def reached(self, count: int) -> Callable[[], bool]:
+        return lambda: self.accepted >= count
 
     def pass_gates(self) -> None:
         for count, begun in self.gates:
@@ -140,6 +143,10 @@ def supervised(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[DevSt
     running.stop()
 
 
+def reported_back(lines: list[str], service: str) -> Callable[[], bool]:
+    return lambda: any(line.startswith(f"{service} is back") for line in lines)
+
+
 def others_pids(stack: DevStack, killed: str) -> dict[str, int | None]:
     """The masters of the services not killed, and the broker's and Redis's pids."""
     pids = {
@@ -165,11 +172,7 @@ def test_sigkill_each_master_in_turn_stack_stays_up_nothing_lost_or_doubled(
     def inject() -> None:
         try:
             for (count, begun), name in zip(traffic.gates, KILLS, strict=True):
-                wait_for(
-                    lambda c=count: bool(traffic.accepted >= c),  # type: ignore[misc]
-                    timeout=120,
-                    what=f"{count} accepted",
-                )
+                wait_for(traffic.reached(count), timeout=120, what=f"{count} accepted")
                 before = others_pids(stack, name)
                 assert None not in before.values(), before
                 started = time.monotonic()
@@ -205,7 +208,9 @@ def test_sigkill_each_master_in_turn_stack_stays_up_nothing_lost_or_doubled(
     for name in KILLS:
         service = stack.service(name).name
         assert f"{service} exited with -9 (SIGKILL); restarting in 0.5 s (restart 1)" in lines
-        assert any(line.startswith(f"{service} is back") for line in lines), lines
+        wait_for(  # the supervisor's own health check reports it a moment later
+            reported_back(lines, service), timeout=10, what=f"a line saying {service} is back"
+        )
 
     client = redis.Redis.from_url(stack.redis_url, decode_responses=True)
     ids = list(traffic.ids)
