@@ -7,6 +7,8 @@ and a Lua script or MULTI over it stays legal on a cluster.
 
 from __future__ import annotations
 
+import zlib
+
 PREFIX = "fraud"
 
 
@@ -18,6 +20,40 @@ def transaction(transaction_id: str) -> str:
 def decision(transaction_id: str) -> str:
     """JSON decision for a transaction (written by the detector once its alerts are out)."""
     return f"{PREFIX}:txn:{{{transaction_id}}}:decision"
+
+
+PENDING_SHARDS = 16
+"""How many sorted sets the pending index is spread over (each with its own hash tag,
+so each is one cluster slot and no command ever spans two). Changing it strands the
+entries of the old layout: keep it fixed."""
+
+
+def pending_shard(transaction_id: str) -> int:
+    """The pending-index shard of a transaction: a stable hash of its id (crc32, the same
+    in every process and release, unlike ``hash()``)."""
+    return zlib.crc32(transaction_id.encode()) % PENDING_SHARDS
+
+
+def pending_index(shard: int) -> str:
+    """Sorted set of accepted transaction ids scored by acceptance time (ms), one of
+    `PENDING_SHARDS`: written with the record, read by the detector's reconciler, which
+    re-drives the ones still undecided after a while and removes the decided ones."""
+    return f"{PREFIX}:pending:{{pending-{shard}}}"
+
+
+def pending(transaction_id: str) -> str:
+    """The pending-index shard key that holds ``transaction_id``."""
+    return pending_index(pending_shard(transaction_id))
+
+
+def pending_lock(shard: int) -> str:
+    """Lock of one pending-index shard (SET NX PX): one reconciler sweeps it at a time."""
+    return f"{PREFIX}:pending:{{pending-{shard}}}:lock"
+
+
+DURABILITY_FENCE = f"{PREFIX}:durability:fence"
+"""Written just before a ``WAITAOF`` that must cover writes made on other connections: once
+it is fsynced, every write answered before it is too (the AOF is one ordered file)."""
 
 
 def idempotency(key: str) -> str:

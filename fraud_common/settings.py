@@ -11,7 +11,8 @@ when ``KAFKA_BOOTSTRAP_SERVERS`` is not set, and ``REDIS_HOST``/``REDIS_PORT``/
 
 from __future__ import annotations
 
-from typing import Any
+from datetime import timedelta
+from typing import Any, Literal
 from urllib.parse import quote
 
 from pydantic import Field, SecretStr, model_validator
@@ -50,6 +51,22 @@ class ServiceSettings(BaseSettings):
     kafka_extra_config: dict[str, Any] = Field(default_factory=dict)
 
     redis_socket_timeout: float = Field(default=2.0, gt=0)
+    redis_durability: Literal["none", "waitaof", "always"] = Field(
+        default="none",
+        description="how far a write must have gone before it counts: none (Redis answered), "
+        "waitaof (WAITAOF confirms the local fsync; Redis >= 7.2 with appendonly yes), always "
+        "(the server must run appendfsync always); see fraud_common.durability",
+    )
+    max_event_age_seconds: int = Field(
+        default=7 * 24 * 3600,
+        ge=60,
+        description="oldest event time accepted, relative to the time received: older is a "
+        "400 on ingest and a dead letter on consume",
+    )
+
+    @property
+    def max_event_age(self) -> timedelta:
+        return timedelta(seconds=self.max_event_age_seconds)
 
     @model_validator(mode="before")
     @classmethod

@@ -8,6 +8,7 @@ gunicorn hooks start in each worker.
 
 from __future__ import annotations
 
+import functools
 import threading
 
 from flask import Flask
@@ -17,6 +18,7 @@ from alert_service.consumer import AlertHandler
 from alert_service.settings import AlertServiceSettings
 from alert_service.store import AlertStore, StoreBounds
 from fraud_common.background import BackgroundThread, register
+from fraud_common.durability import RedisDurability
 from fraud_common.health import HealthCheck, install_health, loop_report
 from fraud_common.http_errors import register_error_handlers
 from fraud_common.kafka.config import consumer_config, producer_config
@@ -43,6 +45,8 @@ def create_app(settings: AlertServiceSettings | None = None) -> Flask:
     app = Flask(__name__)
     redis_url = settings.redis_url.get_secret_value()
     redis_client = connect(redis_url, socket_timeout=settings.redis_socket_timeout)
+    durability = RedisDurability.from_settings(settings)
+    durability.check(redis_client)  # logs what the server gives; each batch checks again
     producer = AckingProducer(
         producer_config(
             settings.kafka_bootstrap_servers,
@@ -67,7 +71,11 @@ def create_app(settings: AlertServiceSettings | None = None) -> Flask:
             extra=settings.kafka_extra_config,
         ),
         topics=[settings.alerts_topic],
-        handler=AlertHandler(store, max_event_age=settings.max_event_age),
+        handler=AlertHandler(
+            store,
+            max_event_age=settings.max_event_age,
+            make_durable=functools.partial(durability.wait, redis_client),
+        ),
         producer=producer,
         dlq_topic=dlq_topic,
     )

@@ -11,7 +11,7 @@ reject: nothing to record beyond the dead letter the loop sends.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -26,8 +26,15 @@ log = logging.getLogger("alert_service.alerts")
 
 
 class AlertHandler:
-    def __init__(self, store: AlertStore, *, max_event_age: timedelta) -> None:
+    def __init__(
+        self,
+        store: AlertStore,
+        *,
+        max_event_age: timedelta,
+        make_durable: Callable[[], None] = lambda: None,
+    ) -> None:
         self._store = store
+        self._make_durable = make_durable
         self._decode_context = {MAX_EVENT_AGE_CONTEXT: max_event_age}
 
     def decode(self, message: Message) -> Alert:
@@ -44,12 +51,13 @@ class AlertHandler:
             raise InvalidMessage(f"not a valid alert: {problems}") from exc
 
     def handle(self, records: Sequence[Record[Alert]]) -> None:
-        for stored in self._store.store([r.value for r in records]):
+        stored_now = self._store.store([r.value for r in records])
+        self._make_durable()  # REDIS_DURABILITY: on disk before the offsets are stored
+        for stored in stored_now:
             if stored.new:
                 log.info(describe(stored.alert), extra=_fields(stored.alert))
             else:
                 log.debug("alert already stored", extra={"alert_id": stored.alert.alertId})
-
 
     def reject(self, rejected: Rejected) -> None:
         """The dead letter (sent by the loop) is the whole record of a rejected alert."""

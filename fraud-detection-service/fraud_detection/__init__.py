@@ -15,6 +15,7 @@ import socket
 from flask import Flask
 
 from fraud_common.background import BackgroundThread, register
+from fraud_common.durability import RedisDurability
 from fraud_common.health import HealthCheck, install_health, loop_report
 from fraud_common.http_errors import register_error_handlers
 from fraud_common.kafka.config import consumer_config, producer_config
@@ -28,12 +29,15 @@ from fraud_common.schemas import Transaction
 from fraud_common.settings import dlq_topic
 from fraud_detection.geo import load_gazetteer
 from fraud_detection.handler import TransactionHandler
+from fraud_detection.reconciler import Reconciler
 from fraud_detection.rules import RuleSet
 from fraud_detection.settings import DetectorSettings
 from fraud_detection.state import UserState
 from fraud_detection.worker import DetectorWorker
 
 SERVICE = "fraud-detection-service"
+CONSUMER_THREAD = "fraud-detector"
+RECONCILER_THREAD = "fraud-reconciler"
 
 
 def create_app(settings: DetectorSettings | None = None) -> Flask:
@@ -54,6 +58,9 @@ def create_app(settings: DetectorSettings | None = None) -> Flask:
         )
     )
     app.extensions["fraud_common.closers"] = [producer.close, redis_client.close]
+    durability = RedisDurability.from_settings(settings)
+    durability.check(redis_client)  # logs what the server gives; each write checks again
+    app.extensions["fraud_common.durability"] = durability
 
     rules = RuleSet.from_settings(settings)
     gazetteer = functools.partial(load_gazetteer, settings.gazetteer_min_population)
@@ -74,6 +81,8 @@ def create_app(settings: DetectorSettings | None = None) -> Flask:
         decision_ttl_seconds=settings.decision_ttl_seconds,
         stats_ttl_seconds=settings.stats_ttl_seconds,
         ack_timeout_seconds=settings.alert_ack_timeout_seconds,
+        max_event_age=settings.max_event_age,
+        durability=durability,
     )
     loop: ConsumerLoop[Transaction] = ConsumerLoop(
         consumer_config=consumer_config(
@@ -96,8 +105,18 @@ def create_app(settings: DetectorSettings | None = None) -> Flask:
         ),
         warm_up=gazetteer,
     )
-    thread = BackgroundThread("fraud-detector", worker)
+    thread = BackgroundThread(CONSUMER_THREAD, worker)
     register(app, thread)
+    reconciler = Reconciler(
+        redis_client,
+        producer,
+        topic=settings.transactions_topic,
+        interval_seconds=settings.reconcile_interval_seconds,
+        after_seconds=settings.reconcile_after_seconds,
+        batch_size=settings.reconcile_batch_size,
+        ack_timeout_seconds=settings.alert_ack_timeout_seconds,
+    )
+    register(app, BackgroundThread(RECONCILER_THREAD, reconciler))
 
     install_health(
         app,

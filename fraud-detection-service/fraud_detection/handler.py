@@ -26,6 +26,7 @@ from confluent_kafka import Message
 from pydantic import ValidationError
 
 from fraud_common import keys
+from fraud_common.durability import RedisDurability
 from fraud_common.kafka.consumer_loop import InvalidMessage, Record, Rejected
 from fraud_common.kafka.producer import AckingProducer
 from fraud_common.money import FxRates
@@ -60,6 +61,7 @@ class TransactionHandler:
         stats_ttl_seconds: int,
         ack_timeout_seconds: float,
         max_event_age: timedelta,
+        durability: RedisDurability | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._rules = rules
@@ -73,6 +75,7 @@ class TransactionHandler:
         self._stats_ttl = stats_ttl_seconds
         self._ack_timeout = ack_timeout_seconds
         self._decode_context = {MAX_EVENT_AGE_CONTEXT: max_event_age}
+        self._durability = durability or RedisDurability()
         self._clock = clock
 
     def decode(self, message: Message) -> Transaction:
@@ -126,9 +129,9 @@ class TransactionHandler:
         if transaction_id is None:
             return  # nothing names the transaction: the dead letter is all there is
         decision = error_decision(transaction_id, rejected.reason, datetime.now(UTC))
-        self._redis.set(
-            keys.decision(transaction_id), decision.to_json(), ex=self._decision_ttl, nx=True
-        )
+        pipe = self._redis.pipeline(transaction=False)
+        pipe.set(keys.decision(transaction_id), decision.to_json(), ex=self._decision_ttl, nx=True)
+        self._durability.execute(pipe)
 
     def _decide_once(self, judged: list[Decision]) -> list[tuple[Decision, bool]]:
         """Store each decision unless one exists; the stored one and whether it was there."""
@@ -171,11 +174,13 @@ class TransactionHandler:
         return list(sent.values())
 
     def _count_evaluated(self, count: int) -> None:
+        """The batch's last write; with REDIS_DURABILITY on, it returns only once every
+        write of the batch (state, decisions) is on disk, before offsets are stored."""
         stats_key = keys.stats_transactions(int(self._clock()))
         pipe = self._redis.pipeline(transaction=False)
         pipe.incrby(stats_key, count)
         pipe.expire(stats_key, self._stats_ttl)
-        pipe.execute()
+        self._durability.execute(pipe)
 
 
 def _transaction_id_of(rejected: Rejected) -> str | None:

@@ -30,6 +30,17 @@ class DetectorSettings(ServiceSettings):
     alert_ack_timeout_seconds: float = Field(
         default=30.0, gt=0, description="longest wait for the broker to acknowledge a batch"
     )
+    # The reconciler (fraud_detection.reconciler): accepted transactions still undecided
+    # after a while are published again and so evaluated through the normal path.
+    reconcile_interval_seconds: float = Field(
+        default=10.0, gt=0, description="time between two sweeps of the pending index"
+    )
+    reconcile_after_seconds: float = Field(
+        default=60.0, gt=0, description="age after which an undecided transaction is re-driven"
+    )
+    reconcile_batch_size: int = Field(
+        default=1000, ge=1, le=100_000, description="most entries one sweep reads per shard"
+    )
 
     # State kept in Redis.
     evaluation_ttl_seconds: int = Field(

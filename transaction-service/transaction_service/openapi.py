@@ -169,8 +169,7 @@ def _schemas(settings: TransactionServiceSettings) -> dict[str, Any]:
                 "rulesVersion": {"type": ["string", "null"]},
                 "ruleErrors": {
                     "type": "array",
-                    "description": "rules that raised instead of answering; left out of the "
-                    "score",
+                    "description": "rules that raised instead of answering; left out of the score",
                     "items": {
                         "type": "object",
                         "required": ["ruleId", "error"],

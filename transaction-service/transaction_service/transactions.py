@@ -116,9 +116,7 @@ def read(transaction_id: str) -> Response:
         view.update(
             status=verdict.status,
             riskScore=verdict.riskScore,
-            reasons=[
-                {k: v for k, v in r.items() if k != "details"} for r in stored["reasons"]
-            ],
+            reasons=[{k: v for k, v in r.items() if k != "details"} for r in stored["reasons"]],
             rulesVersion=verdict.rulesVersion,
             alerts=[a.model_dump(mode="json") for a in verdict.alerts()],
             evaluatedAt=stored["evaluatedAt"],
