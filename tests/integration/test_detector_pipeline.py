@@ -18,7 +18,6 @@ import requests
 from confluent_kafka import Message
 
 from fraud_common import keys
-from fraud_common.kafka.topics import contract_topics, ensure_topics
 from fraud_common.schemas import Alert, Decision, Transaction, alert_id
 from tests.conftest import TopicNames
 from tests.support.detector_factories import transaction
@@ -43,25 +42,6 @@ LOCATION = "unusual_location_change_detected"
 
 
 @pytest.fixture(scope="module")
-def redis_server() -> Iterator[RedisServer]:
-    with RedisServer(appendonly=True) as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
-def module_topics(kafka_bootstrap: str) -> TopicNames:
-    suffix = uuid.uuid4().hex[:10]
-    names = TopicNames(f"transactions-{suffix}", f"fraud-alerts-{suffix}")
-    ensure_topics(kafka_bootstrap, contract_topics(names.transactions, names.alerts))
-    return names
-
-
-@pytest.fixture(scope="module")
-def writer(kafka_bootstrap: str, module_topics: TopicNames) -> TopicWriter:
-    return TopicWriter(kafka_bootstrap, module_topics.transactions)
-
-
-@pytest.fixture(scope="module")
 def detector(
     kafka_bootstrap: str, redis_server: RedisServer, module_topics: TopicNames
 ) -> Iterator[RunningDetector]:
@@ -77,13 +57,6 @@ def detector(
     )
     yield running
     running.stop()
-
-
-@pytest.fixture(scope="module")
-def store(redis_server: RedisServer) -> Iterator[redis.Redis]:
-    client = redis.Redis.from_url(redis_server.url, decode_responses=True, socket_timeout=2)
-    yield client
-    client.close()
 
 
 @pytest.fixture(scope="module")

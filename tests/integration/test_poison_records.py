@@ -21,7 +21,6 @@ import redis
 import requests
 
 from fraud_common import keys
-from fraud_common.kafka.topics import contract_topics, ensure_topics
 from fraud_common.schemas import Alert, Decision, Transaction, alert_id
 from fraud_detection.rules import RULE_TYPES
 from tests.conftest import TopicNames
@@ -45,25 +44,6 @@ LARGE = "large_transaction_detected"
 
 
 @pytest.fixture(scope="module")
-def redis_server() -> Iterator[RedisServer]:
-    with RedisServer(appendonly=False) as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
-def module_topics(kafka_bootstrap: str) -> TopicNames:
-    suffix = uuid.uuid4().hex[:10]
-    names = TopicNames(f"transactions-{suffix}", f"fraud-alerts-{suffix}")
-    ensure_topics(kafka_bootstrap, contract_topics(names.transactions, names.alerts))
-    return names
-
-
-@pytest.fixture(scope="module")
-def writer(kafka_bootstrap: str, module_topics: TopicNames) -> TopicWriter:
-    return TopicWriter(kafka_bootstrap, module_topics.transactions)
-
-
-@pytest.fixture(scope="module")
 def detector(
     kafka_bootstrap: str, redis_server: RedisServer, module_topics: TopicNames
 ) -> Iterator[RunningDetector]:
@@ -79,13 +59,6 @@ def health_url(detector: RunningDetector) -> Iterator[str]:
     with serve(detector.app) as url:
         wait_for(lambda: _health(f"{url}/health") == 200, timeout=60, what="detector healthy")
         yield f"{url}/health"
-
-
-@pytest.fixture(scope="module")
-def store(redis_server: RedisServer) -> Iterator[redis.Redis]:
-    client = redis.Redis.from_url(redis_server.url, decode_responses=True, socket_timeout=2)
-    yield client
-    client.close()
 
 
 def _health(url: str) -> int:

@@ -22,7 +22,6 @@ import requests
 from fraud_common import keys
 from fraud_common.kafka.config import producer_config
 from fraud_common.kafka.producer import AckingProducer
-from fraud_common.kafka.topics import contract_topics, ensure_topics
 from fraud_common.schemas import Transaction
 from fraud_detection import RECONCILER_THREAD
 from fraud_detection.reconciler import Reconciler
@@ -43,27 +42,6 @@ pytestmark = pytest.mark.integration
 LARGE = "large_transaction_detected"
 AFTER_SECONDS = 3.0
 INTERVAL_SECONDS = 0.3
-
-
-@pytest.fixture(scope="module")
-def redis_server() -> Iterator[RedisServer]:
-    with RedisServer(appendonly=False) as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
-def store(redis_server: RedisServer) -> Iterator[redis.Redis]:
-    client = redis.Redis.from_url(redis_server.url, decode_responses=True, socket_timeout=2)
-    yield client
-    client.close()
-
-
-@pytest.fixture(scope="module")
-def module_topics(kafka_bootstrap: str) -> TopicNames:
-    suffix = uuid.uuid4().hex[:10]
-    names = TopicNames(f"transactions-{suffix}", f"fraud-alerts-{suffix}")
-    ensure_topics(kafka_bootstrap, contract_topics(names.transactions, names.alerts))
-    return names
 
 
 @pytest.fixture(scope="module")
