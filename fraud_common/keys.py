@@ -56,6 +56,12 @@ DURABILITY_FENCE = f"{PREFIX}:durability:fence"
 it is fsynced, every write answered before it is too (the AOF is one ordered file)."""
 
 
+def decision_ready(transaction_id: str) -> str:
+    """List the detector pushes to once a decision is written (expires after a minute):
+    the transaction-service blocks on it (BLPOP) to answer ``Prefer: wait=N`` inline."""
+    return f"{PREFIX}:txn:{{{transaction_id}}}:ready"
+
+
 def idempotency(key: str) -> str:
     """Record of an ``Idempotency-Key``: request fingerprint, state and first response."""
     return f"{PREFIX}:idem:{{{key}}}"
@@ -126,3 +132,8 @@ def notify_retry_attempts(stream: str, channel: str) -> str:
     """Hash of a channel's stream entry id -> JSON ``{"attempts", "error"}`` of the failed
     deliveries so far. Hash-tagged with the stream's name, like the retry schedule."""
     return f"{{{stream}}}:notify:{channel}:attempts"
+
+
+RULE_STATS = f"{PREFIX}:rules:stats"
+"""Hash of per-rule counters, ``<ruleId>:evaluated`` and ``<ruleId>:hits`` (detector):
+first evaluations only, shared by every detector worker and process."""
