@@ -137,3 +137,15 @@ def notify_retry_attempts(stream: str, channel: str) -> str:
 RULE_STATS = f"{PREFIX}:rules:stats"
 """Hash of per-rule counters, ``<ruleId>:evaluated`` and ``<ruleId>:hits`` (detector):
 first evaluations only, shared by every detector worker and process."""
+
+
+def list_entries(name: str) -> str:
+    """Hash of one list (fraud-detection-service): value -> JSON ``{"reason", "addedAt",
+    "updatedAt", "expiresAt"}``. Hash-tagged with the list's name, like `list_expiry`."""
+    return f"{PREFIX}:list:{{{name}}}:entries"
+
+
+def list_expiry(name: str) -> str:
+    """Sorted set of one list's values scored by expiry (ms; +inf: never): the lookup's
+    truth, an entry whose expiry has passed is absent (removed lazily by the next write)."""
+    return f"{PREFIX}:list:{{{name}}}:expiry"
