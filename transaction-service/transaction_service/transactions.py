@@ -4,19 +4,21 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 
 import redis
-from flask import Blueprint, Response, request
+from flask import Blueprint, Response, current_app, request
+from flask.blueprints import BlueprintSetupState
 
 from fraud_common import keys
 from fraud_common.http_errors import ApiError, json_response, unavailable, validation_error
 from fraud_common.jsonutil import dumps
 from fraud_common.schemas import Decision, FieldProblem, Transaction
-from transaction_service import idempotency
+from transaction_service import idempotency, inline_decision
 from transaction_service.api_keys import HEADER as API_KEY_HEADER
-from transaction_service.context import ServiceContext, current
+from transaction_service.context import EXTENSION, ServiceContext, current
 from transaction_service.publishing import PublishFailed, StorageUnavailable
 from transaction_service.request_body import read_json_body
 from transaction_service.validation import parse_batch, parse_transaction, transaction_id_for
@@ -26,6 +28,25 @@ log = logging.getLogger(__name__)
 MAX_ID_LENGTH = 64
 
 bp = Blueprint("transactions", __name__, url_prefix="/api/v1/transactions")
+
+WAITER = "transaction_service.decision_waiter"
+CLOSERS = "fraud_common.closers"
+
+
+@bp.record_once
+def _install_waiter(state: BlueprintSetupState) -> None:
+    """Build the `inline_decision.DecisionWaiter` of the app as the blueprint is
+    registered in `create_app` (after the service context is installed), and close it
+    with the app's other clients."""
+    context: ServiceContext = state.app.extensions[EXTENSION]
+    settings = context.settings
+    waiter = inline_decision.DecisionWaiter.connect(
+        settings.redis_url.get_secret_value(),
+        context.redis,
+        socket_timeout=settings.redis_socket_timeout,
+    )
+    state.app.extensions[WAITER] = waiter
+    state.app.extensions.setdefault(CLOSERS, []).append(waiter.close)
 
 
 @bp.before_request
@@ -54,10 +75,14 @@ def create() -> Response:
         )
     except FieldProblem as problem:
         raise validation_error(problem.details) from None
+    wait = inline_decision.requested_wait(request.headers.getlist(inline_decision.HEADER))
+    acknowledged_at: float | None = None
 
     def accept() -> Response:
+        nonlocal acknowledged_at
         payload = transaction.to_json()
         _accept(context, [transaction], [payload])
+        acknowledged_at = time.monotonic()
         location = f"{bp.url_prefix}/{transaction.transactionId}"
         answer = (  # the stored JSON is embedded as is rather than parsed and re-encoded
             f'{{"status":"success","transactionId":"{transaction.transactionId}",'
@@ -65,7 +90,8 @@ def create() -> Response:
         )
         return json_response(answer, 201, {"Location": location})
 
-    return _once(context, key, body, accept)
+    response = _once(context, key, body, accept)
+    return _with_decisions(response, wait, acknowledged_at, batch=False)
 
 
 @bp.post("/batch")
@@ -85,13 +111,18 @@ def create_batch() -> Response:
         )
     except FieldProblem as problem:
         raise validation_error(problem.details) from None
+    wait = inline_decision.requested_wait(request.headers.getlist(inline_decision.HEADER))
+    acknowledged_at: float | None = None
 
     def accept() -> Response:
+        nonlocal acknowledged_at
         _accept(context, transactions, [t.to_json() for t in transactions])
+        acknowledged_at = time.monotonic()
         ids = [t.transactionId for t in transactions]
         return json_response({"status": "success", "transactionIds": ids, "count": len(ids)}, 201)
 
-    return _once(context, key, body, accept)
+    response = _once(context, key, body, accept)
+    return _with_decisions(response, wait, acknowledged_at, batch=True)
 
 
 @bp.get("/<transaction_id>")
@@ -126,6 +157,32 @@ def read(transaction_id: str) -> Response:
         if verdict.error is not None:
             view["error"] = verdict.error
     return json_response(dumps(view))
+
+
+def _with_decisions(
+    response: Response, wait: int | None, acknowledged_at: float | None, *, batch: bool
+) -> Response:
+    """``Prefer: wait``: the 201 with the decision (``decisions`` for a batch, in order),
+    waited for at most ``wait`` seconds after the broker's acknowledgement.
+
+    A replayed response (Idempotency-Key) is the stored one plus the decision as it is
+    now, waited for from the replay on: the stored body is the acceptance, the decision
+    is added to whichever request asks for it (it is written once, so it never differs).
+    """
+    if wait is None or response.status_code != 201:
+        return response
+    start = time.monotonic() if acknowledged_at is None else acknowledged_at
+    body = response.get_data(as_text=True)
+    created = json.loads(body)
+    ids = created["transactionIds"] if batch else [created["transactionId"]]
+    waiter: inline_decision.DecisionWaiter = current_app.extensions[WAITER]
+    views = waiter.decisions(ids, start + wait)
+    if batch:
+        response.set_data(inline_decision.with_field(body, "decisions", views))
+    else:
+        response.set_data(inline_decision.with_field(body, "decision", views[0]))
+    response.headers[inline_decision.APPLIED_HEADER] = inline_decision.applied(wait)
+    return response
 
 
 def _accept(context: ServiceContext, transactions: list[Transaction], payloads: list[str]) -> None:
