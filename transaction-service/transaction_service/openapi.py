@@ -18,6 +18,9 @@ from transaction_service.api_keys import HEADER as API_KEY_HEADER
 from transaction_service.context import current
 from transaction_service.idempotency import HEADER as IDEMPOTENCY_HEADER
 from transaction_service.idempotency import MAX_KEY_LENGTH, REPLAYED_HEADER
+from transaction_service.inline_decision import APPLIED_HEADER as PREFERENCE_APPLIED_HEADER
+from transaction_service.inline_decision import HEADER as PREFER_HEADER
+from transaction_service.inline_decision import MAX_WAIT_SECONDS
 from transaction_service.settings import TransactionServiceSettings
 
 bp = Blueprint("openapi", __name__, url_prefix="/api/v1")
@@ -112,7 +115,36 @@ def _schemas(settings: TransactionServiceSettings) -> dict[str, Any]:
             "message": {"type": "string"},
         },
     }
+    inline_decision = {
+        "description": f"with {PREFER_HEADER}: wait=N only: the detector's decision, or "
+        "pending when it was not made within N seconds of the broker's acknowledgement "
+        "(the transaction is accepted either way; GET it later)",
+        "oneOf": [
+            {
+                "type": "object",
+                "required": ["status"],
+                "additionalProperties": False,
+                "properties": {"status": {"const": "pending"}},
+            },
+            {
+                "type": "object",
+                "required": ["status", "riskScore", "reasons", "rulesVersion"],
+                "additionalProperties": False,
+                "properties": {
+                    "status": {"enum": ["approve", "review", "decline", "error"]},
+                    "riskScore": {"type": ["integer", "null"], "minimum": 0, "maximum": 100},
+                    "reasons": {"type": "array", "items": reason},
+                    "rulesVersion": {"type": ["string", "null"]},
+                    "error": {
+                        "type": "string",
+                        "description": "status error only: why it could not be evaluated",
+                    },
+                },
+            },
+        ],
+    }
     return {
+        "InlineDecision": inline_decision,
         "TransactionRequest": {
             "type": "object",
             "description": "A transaction to submit. Unknown fields are an error.",
@@ -192,6 +224,7 @@ def _schemas(settings: TransactionServiceSettings) -> dict[str, Any]:
                 "status": {"const": "success"},
                 "transactionId": {"type": "string"},
                 "transaction": _ref("Transaction"),
+                "decision": _ref("InlineDecision"),
             },
         },
         "BatchRequest": {
@@ -219,6 +252,12 @@ def _schemas(settings: TransactionServiceSettings) -> dict[str, Any]:
                     "description": "in the order of the request",
                 },
                 "count": {"type": "integer", "minimum": 1},
+                "decisions": {
+                    "type": "array",
+                    "items": _ref("InlineDecision"),
+                    "description": f"with {PREFER_HEADER}: wait=N only: one per transaction, "
+                    "in the order of transactionIds",
+                },
             },
         },
         "Health": {
@@ -305,6 +344,26 @@ def build_document(settings: TransactionServiceSettings) -> dict[str, Any]:
             "schema": {"type": "string"},
         }
     }
+    prefer = {
+        "name": PREFER_HEADER,
+        "in": "header",
+        "required": False,
+        "description": "RFC 7240. wait=N (seconds, capped at "
+        f"{MAX_WAIT_SECONDS}): answer once the detector has decided, at most N seconds "
+        "after the broker's acknowledgement, with the decision in the 201 (decision; "
+        "decisions for a batch, in order), or pending when it is not ready by then. "
+        "Other preferences, and a wait that is not whole seconds, are ignored. On an "
+        "Idempotency-Key replay the stored response is returned with the decision as it "
+        "is now, waited for from the replay on.",
+        "schema": {"type": "string"},
+        "examples": {"inline": {"value": "wait=2"}},
+    }
+    applied = {
+        PREFERENCE_APPLIED_HEADER: {
+            "description": "wait=N when the wait was honoured (N as capped); absent otherwise",
+            "schema": {"type": "string", "pattern": r"^wait=\d+$"},
+        }
+    }
     security: list[dict[str, list[str]]] = [{"apiKey": []}, {}]
     submit_errors = {
         "400": _error_ref("BadRequest"),
@@ -331,7 +390,7 @@ def build_document(settings: TransactionServiceSettings) -> dict[str, Any]:
                     "operationId": "createTransaction",
                     "summary": f"Submit one transaction (body at most {max_body} bytes)",
                     "security": security,
-                    "parameters": [idempotency_key],
+                    "parameters": [idempotency_key, prefer],
                     "requestBody": {
                         "required": True,
                         "content": {"application/json": {"schema": _ref("TransactionRequest")}},
@@ -347,6 +406,7 @@ def build_document(settings: TransactionServiceSettings) -> dict[str, Any]:
                                     "schema": {"type": "string"},
                                 },
                                 **replayed,
+                                **applied,
                             },
                         ),
                         **submit_errors,
@@ -359,14 +419,16 @@ def build_document(settings: TransactionServiceSettings) -> dict[str, Any]:
                     "summary": f"Submit 1-{settings.max_batch_items} transactions, validated "
                     f"all-or-nothing (body at most {max_batch} bytes)",
                     "security": security,
-                    "parameters": [idempotency_key],
+                    "parameters": [idempotency_key, prefer],
                     "requestBody": {
                         "required": True,
                         "content": {"application/json": {"schema": _ref("BatchRequest")}},
                     },
                     "responses": {
                         "201": _json(
-                            _ref("BatchCreated"), "all acknowledged by the broker", replayed
+                            _ref("BatchCreated"),
+                            "all acknowledged by the broker",
+                            {**replayed, **applied},
                         ),
                         **submit_errors,
                     },
