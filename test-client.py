@@ -9,6 +9,7 @@ only when every expected alert arrived and no unexpected one did.
     python test-client.py --test all            # large, rapid, location, random
     python test-client.py --test rapid --follow # also print alerts live (SSE)
     python test-client.py --follow              # only watch the live stream
+    python test-client.py --test large --wait 2 # each decision inline (Prefer: wait=2)
     python test-client.py --health
 
 Needs only the standard library and ``requests``.
@@ -80,16 +81,32 @@ class Outcome:
 class Api:
     """The two HTTP APIs the client talks to."""
 
-    def __init__(self, url: str, alerts_url: str, api_key: str | None, timeout: float) -> None:
+    def __init__(
+        self,
+        url: str,
+        alerts_url: str,
+        api_key: str | None,
+        timeout: float,
+        wait: int | None = None,
+    ) -> None:
         self.url = url.rstrip("/")
         self.alerts_url = alerts_url.rstrip("/")
         self.session = requests.Session()
         if api_key:
             self.session.headers["X-API-Key"] = api_key
         self.timeout = timeout
+        self.wait = wait
 
     def post_transaction(self, body: dict[str, Any]) -> requests.Response:
-        return self.session.post(f"{self.url}/api/v1/transactions", json=body, timeout=10)
+        """POST one transaction; with `wait`, as ``Prefer: wait=N`` (the decision inline)."""
+        if self.wait is None:
+            return self.session.post(f"{self.url}/api/v1/transactions", json=body, timeout=10)
+        return self.session.post(
+            f"{self.url}/api/v1/transactions",
+            json=body,
+            headers={"Prefer": f"wait={self.wait}"},
+            timeout=10 + self.wait,
+        )
 
     def transaction(self, transaction_id: str) -> dict[str, Any] | None:
         response = self.session.get(f"{self.url}/api/v1/transactions/{transaction_id}", timeout=10)
@@ -209,6 +226,22 @@ def describe_alert(alert: dict[str, Any]) -> str:
         f"user {txn.get('userId', '?')}  {txn.get('amount', '?')} {txn.get('currency', '')} "
         f"in {txn.get('location', '?')}  {details}"
     )
+
+
+def describe_decision(response: requests.Response) -> str:
+    """The inline decision of a 201 to ``Prefer: wait=N``, e.g. ``decision: review (risk
+    60) large-amount``."""
+    decision = response.json().get("decision")
+    if not isinstance(decision, dict):
+        return "decision: none inline (the service did not apply Prefer: wait)"
+    status = decision.get("status", "?")
+    if status == "pending":
+        applied = response.headers.get("Preference-Applied", "the wait")
+        return f"decision: pending (not made within {applied})"
+    if status == "error":
+        return f"decision: error ({decision.get('error', '?')})"
+    rules = ", ".join(str(r.get("ruleId", "?")) for r in decision.get("reasons", []))
+    return f"decision: {status} (risk {decision.get('riskScore')}) {rules}".rstrip()
 
 
 def describe_types(counts: Counter[str]) -> str:
@@ -332,6 +365,8 @@ class Runner:
                 transaction_id = response.json()["transactionId"]
                 sent.append(Sent(transaction_id, body["userId"], body))
                 self.show(f"{line} {transaction_id}")
+                if self.api.wait is not None:
+                    self.show(f"      {describe_decision(response)}")
             else:
                 rejected += 1
                 self.show(f"{line} {response.text[:200]}")
@@ -478,9 +513,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="X-API-Key for the transaction API (default $API_KEY)",
     )
     parser.add_argument("--seed", type=int, help="random: seed for a repeatable run")
+    parser.add_argument(
+        "--wait",
+        type=int,
+        metavar="N",
+        help="send Prefer: wait=N (seconds; the service caps it at 10) and print each "
+        "transaction's decision as the 201 carries it",
+    )
     args = parser.parse_args(argv)
     if not (args.test or args.health or args.follow):
         parser.error("give --test, --health or --follow")
+    if args.wait is not None and args.wait < 0:
+        parser.error("--wait must be 0 or more seconds")
     return args
 
 
@@ -499,7 +543,7 @@ def main(argv: list[str] | None = None) -> int:
         if status:
             return status
 
-    api = Api(args.url, args.alerts_url, args.api_key, args.timeout)
+    api = Api(args.url, args.alerts_url, args.api_key, args.timeout, args.wait)
     lock = threading.Lock()
 
     def show(text: str) -> None:
