@@ -14,6 +14,7 @@ import socket
 
 from flask import Flask
 
+from fraud_common.api_keys import ApiKeys
 from fraud_common.background import BackgroundThread, register
 from fraud_common.durability import RedisDurability
 from fraud_common.health import HealthCheck, install_health, loop_report
@@ -29,6 +30,9 @@ from fraud_common.schemas import Transaction
 from fraud_common.settings import dlq_topic
 from fraud_detection.geo import load_gazetteer
 from fraud_detection.handler import TransactionHandler
+from fraud_detection.lists import ListStore
+from fraud_detection.lists_api import install as install_lists_api
+from fraud_detection.openapi import install as install_openapi
 from fraud_detection.reconciler import Reconciler
 from fraud_detection.rules import RuleSet
 from fraud_detection.settings import DetectorSettings
@@ -61,6 +65,7 @@ def create_app(settings: DetectorSettings | None = None) -> Flask:
     durability = RedisDurability.from_settings(settings)
     durability.check(redis_client)  # logs what the server gives; each write checks again
     app.extensions["fraud_common.durability"] = durability
+    list_store = ListStore(redis_client, durability=durability)
 
     rules = RuleSet.from_settings(settings)
     gazetteer = functools.partial(load_gazetteer, settings.gazetteer_min_population)
@@ -118,6 +123,8 @@ def create_app(settings: DetectorSettings | None = None) -> Flask:
     )
     register(app, BackgroundThread(RECONCILER_THREAD, reconciler))
 
+    install_lists_api(app, list_store, ApiKeys(settings.admin_api_keys))
+    install_openapi(app)
     install_health(
         app,
         HealthCheck(

@@ -10,6 +10,7 @@ from decimal import Decimal
 
 from pydantic import Field, field_validator, model_validator
 
+from fraud_common.api_keys import KeyList
 from fraud_common.settings import DETECTOR_GROUP, ServiceSettings
 
 EARTH_HALF_CIRCUMFERENCE_KM = 20037.5
@@ -18,6 +19,9 @@ EARTH_HALF_CIRCUMFERENCE_KM = 20037.5
 
 class DetectorSettings(ServiceSettings):
     port: int = Field(default=5000, ge=1, le=65535)
+    # Comma-separated keys for X-API-Key on the mutating admin calls (lists, rules
+    # reload); empty means they are open.
+    admin_api_keys: KeyList = Field(default_factory=list)
     consumer_group: str = DETECTOR_GROUP
     consumer_batch_size: int = Field(default=500, ge=1, le=10000)
     consumer_poll_timeout_seconds: float = Field(default=0.25, gt=0)

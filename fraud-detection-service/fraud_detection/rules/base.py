@@ -54,6 +54,9 @@ class EvaluationContext:
     later_event_times: tuple[datetime, ...] = ()
     """Event times after this one, less than the longest window later, oldest first: the
     user's transactions with later event times that arrived before this (late) one."""
+    listed: frozenset[tuple[str, str]] = frozenset()
+    """The ``(list, field)`` pairs whose field value of this transaction is on the list,
+    looked up once per batch for the ``list_match`` rules (`fraud_detection.lists`)."""
 
     @property
     def window_event_times(self) -> tuple[datetime, ...]:
