@@ -77,6 +77,12 @@ def user_last_seen(user_id: str) -> str:
     return f"{PREFIX}:user:{{{user_id}}}:last"
 
 
+def user_places(user_id: str) -> str:
+    """Sorted set of the places the user has used (rounded coordinates or a normalised
+    name, as the detector keys them) scored by the latest event time (ms) of each."""
+    return f"{PREFIX}:user:{{{user_id}}}:places"
+
+
 def user_evaluation(user_id: str, transaction_id: str) -> str:
     """The state a transaction was evaluated against, kept so a replay sees the same."""
     return f"{PREFIX}:user:{{{user_id}}}:eval:{transaction_id}"

@@ -26,6 +26,26 @@ script picks the one nearest the user's previous place (when there are several a
 previous place has coordinates), else the first, and keeps the choice in the snapshot
 and in "last".
 
+Amounts: each window entry carries the transaction's USD value as integer micro-USD
+(`fraud_detection.usd_micros`: exact up to 6 decimals, rounded half-even past that),
+kept as digits in the member (``"<transactionId>|<micros>"``) and summed only in
+Python; the snapshot returns each entry's amount beside its event time. An entry whose
+amount is unknown (written before amounts were, or a transaction without a USD value)
+is the bare transaction id, and its amount reads as None.
+
+Places (the new-location rule): when the caller asks for them (``places_lookback_ms``),
+the user's places are a sorted set of place keys (`fraud_detection.place_keys`) scored
+by the latest event time each was used; the snapshot says when this transaction's
+place was last used before it (a later use that arrived first counts) and whether the
+user had any place at all. Places last used more than ``places_lookback_ms`` plus the
+late allowance before the user's newest use are trimmed, and at most ``max_places``
+are kept (the least recently used go first). A call without ``places_lookback_ms``
+neither reads nor writes them (their snapshot field is None).
+
+TTLs: the window, "last" and the places expire ``user_ttl_seconds`` after the user's
+latest transaction: the constructor's value, or a longer one given per call (a rule
+that looks back 90 days needs the places kept that long).
+
 A batch is one pipeline, in consumption order (a user's transactions share a
 partition, so their order holds), answered in one round trip.
 """
@@ -36,6 +56,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from importlib import resources
 
 import redis
@@ -44,11 +65,15 @@ from redis.exceptions import NoScriptError
 from fraud_common import keys
 from fraud_common.schemas import Transaction
 from fraud_detection.geo import Coordinates
+from fraud_detection.place_keys import coordinates_key, name_key
+from fraud_detection.rules.base import PlaceHistory, WindowEntry
+from fraud_detection.usd_micros import to_micros
 
 SCRIPT = (
     resources.files("fraud_detection").joinpath("scripts/record_transaction.lua").read_text("utf-8")
 )
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+DEFAULT_MAX_PLACES = 200
 
 
 def epoch_ms(value: datetime) -> int:
@@ -81,6 +106,36 @@ class LastSeen:
 
 
 @dataclass(frozen=True)
+class PlaceUse:
+    """This transaction's place in the user's places, as they were before it."""
+
+    key: str
+    last_used_ms: int | None
+    """The latest event time the place was used at (possibly after this one, for a late
+    transaction), None when the user's places do not hold it."""
+    has_history: bool
+    """Whether the user's places held any place at all."""
+
+    @classmethod
+    def from_dict(cls, raw: dict) -> PlaceUse:
+        used = raw.get("lastUsedMs")
+        return cls(str(raw["key"]), None if used is None else int(used), bool(raw["history"]))
+
+
+def _micros(raw: object, count: int) -> tuple[int | None, ...]:
+    """Amounts beside ``count`` event times; all unknown in a snapshot stored before them."""
+    if not isinstance(raw, list) or len(raw) != count:
+        return (None,) * count
+    return tuple(None if m is None else int(m) for m in raw)
+
+
+def _paired(
+    times: tuple[int, ...], micros: tuple[int | None, ...]
+) -> tuple[tuple[int, int | None], ...]:
+    return tuple(zip(times, _micros(list(micros), len(times)), strict=True))
+
+
+@dataclass(frozen=True)
 class Snapshot:
     """The state one transaction was evaluated against."""
 
@@ -94,16 +149,51 @@ class Snapshot:
     coordinates: Coordinates | None = None
     """The candidate chosen for this transaction's place; None when it had none, or in a
     snapshot stored before candidates were (then the first candidate stands)."""
+    recent_micros: tuple[int | None, ...] = ()
+    """The USD amounts (micro-USD) of ``recent_event_ms``, index for index; None where
+    unknown."""
+    later_micros: tuple[int | None, ...] = ()
+    """The USD amounts (micro-USD) of ``later_event_ms``, index for index."""
+    place: PlaceUse | None = None
+    """This transaction's place among the user's places; None when none were kept."""
+
+    @property
+    def window_entries_ms(self) -> tuple[tuple[int, int | None], ...]:
+        """(event ms, micro-USD or None) of every entry around this one, this one
+        included, oldest first."""
+        recent = _paired(self.recent_event_ms, self.recent_micros)
+        return (*reversed(recent), *_paired(self.later_event_ms, self.later_micros))
+
+    def window_entries(self) -> tuple[WindowEntry, ...]:
+        """`window_entries_ms` as the rules read them."""
+        return tuple(WindowEntry(from_epoch_ms(t), m) for t, m in self.window_entries_ms)
+
+    def place_history(self) -> PlaceHistory | None:
+        """`place` as the rules read it."""
+        if self.place is None:
+            return None
+        used = self.place.last_used_ms
+        return PlaceHistory(
+            key=self.place.key,
+            last_used=None if used is None else from_epoch_ms(used),
+            has_history=self.place.has_history,
+        )
 
     @classmethod
     def from_json(cls, text: str, *, replayed: bool) -> Snapshot:
         raw = json.loads(text)
         previous = raw.get("previous")
         chosen = raw.get("coordinates")
+        place = raw.get("place")
+        recent = tuple(int(t) for t in raw["recent"])
+        later = tuple(int(t) for t in raw.get("later", ()))
         return cls(
-            recent_event_ms=tuple(int(t) for t in raw["recent"]),
-            later_event_ms=tuple(int(t) for t in raw.get("later", ())),
+            recent_event_ms=recent,
+            later_event_ms=later,
+            recent_micros=_micros(raw.get("recentMicros"), len(recent)),
+            later_micros=_micros(raw.get("laterMicros"), len(later)),
             coordinates=None if chosen is None else Coordinates(*map(float, chosen)),
+            place=None if place is None else PlaceUse.from_dict(place),
             previous=None if previous is None else LastSeen.from_dict(previous),
             evaluated_at_ms=int(raw["evaluatedAtMs"]),
             replayed=replayed,
@@ -112,20 +202,27 @@ class Snapshot:
 
 @dataclass(frozen=True)
 class StateEntry:
-    """What the state needs of one transaction: who, when, where.
+    """What the state needs of one transaction: who, when, where, how much.
 
     ``candidates`` are the readings of its place, default first (explicit coordinates
     are the only one); when empty, ``coordinates`` (if any) is the only candidate.
+    ``amount_usd`` is its USD value; when None, the one stamped on the transaction
+    (``amountUsd``), and when that is absent too the entry's amount is unknown.
     """
 
     transaction: Transaction
     coordinates: Coordinates | None
     candidates: tuple[Coordinates, ...] = ()
+    amount_usd: Decimal | None = None
 
     def choices(self) -> tuple[Coordinates, ...]:
         if self.candidates:
             return self.candidates
         return () if self.coordinates is None else (self.coordinates,)
+
+    def usd_micros(self) -> int | None:
+        usd = self.transaction.amountUsd if self.amount_usd is None else self.amount_usd
+        return None if usd is None else to_micros(usd)
 
 
 class UserState:
@@ -139,6 +236,7 @@ class UserState:
         max_entries: int,
         evaluation_ttl_seconds: int,
         user_ttl_seconds: int,
+        max_places: int = DEFAULT_MAX_PLACES,
     ) -> None:
         self._client = client
         self._script = client.register_script(SCRIPT)
@@ -146,50 +244,90 @@ class UserState:
         self._max_entries = max_entries
         self._evaluation_ttl = evaluation_ttl_seconds
         self._user_ttl = user_ttl_seconds
+        self._max_places = max_places
 
     def record(
-        self, entries: Sequence[StateEntry], *, evaluated_at_ms: int, lookback_ms: int
+        self,
+        entries: Sequence[StateEntry],
+        *,
+        evaluated_at_ms: int,
+        lookback_ms: int,
+        places_lookback_ms: int = 0,
+        user_ttl_seconds: int | None = None,
     ) -> list[Snapshot]:
         """One snapshot per entry, in order; raises `redis.RedisError` (nothing is half
-        done that a retry would not redo identically)."""
+        done that a retry would not redo identically).
+
+        ``places_lookback_ms``: how far back the rules look in the user's places (0: no
+        places are kept nor read). ``user_ttl_seconds``: how long the user's keys live
+        after this batch, never less than the constructor's value."""
         if not entries:
             return []
-        results = self._run(entries, evaluated_at_ms, lookback_ms)
+        run = _Run(
+            evaluated_at_ms=evaluated_at_ms,
+            lookback_ms=lookback_ms,
+            retain_ms=lookback_ms + self._late_allowance_ms,
+            places_retain_ms=places_lookback_ms + self._late_allowance_ms
+            if places_lookback_ms > 0
+            else 0,
+            user_ttl=max(self._user_ttl, user_ttl_seconds or 0),
+        )
+        results = self._run(entries, run)
         if any(isinstance(r, NoScriptError) for r in results):
             # Redis restarted or flushed its script cache: load once and run again
             # (runs that did happen are replays now, so the answers are the same).
             self._client.script_load(SCRIPT)
-            results = self._run(entries, evaluated_at_ms, lookback_ms)
+            results = self._run(entries, run)
         for result in results:
             if isinstance(result, Exception):
                 raise result
         return [Snapshot.from_json(text, replayed=bool(int(flag))) for flag, text in results]
 
-    def _run(self, entries: Sequence[StateEntry], evaluated_at_ms: int, lookback_ms: int) -> list:
+    def _run(self, entries: Sequence[StateEntry], run: _Run) -> list:
         pipe = self._client.pipeline(transaction=False)
-        retain_ms = lookback_ms + self._late_allowance_ms
         for entry in entries:
             txn = entry.transaction
             candidates = [
-                json.dumps(value, allow_nan=False)  # shortest text that reads back equal
+                value
                 for c in entry.choices()
-                for value in (float(c.latitude), float(c.longitude))
+                for value in (
+                    json.dumps(float(c.latitude), allow_nan=False),  # shortest exact text
+                    json.dumps(float(c.longitude), allow_nan=False),
+                    coordinates_key(c),
+                )
             ]
+            micros = entry.usd_micros()
             pipe.evalsha(
                 self._script.sha,
-                3,
+                4,
                 keys.user_window(txn.userId),
                 keys.user_last_seen(txn.userId),
                 keys.user_evaluation(txn.userId, txn.transactionId),
+                keys.user_places(txn.userId),
                 txn.transactionId,
                 epoch_ms(txn.timestamp),
                 txn.location,
-                evaluated_at_ms,
-                lookback_ms,
-                retain_ms,
+                run.evaluated_at_ms,
+                run.lookback_ms,
+                run.retain_ms,
                 self._max_entries,
                 self._evaluation_ttl,
-                self._user_ttl,
+                run.user_ttl,
+                "" if micros is None else str(micros),
+                run.places_retain_ms,
+                self._max_places,
+                name_key(txn.location),
                 *candidates,
             )
         return pipe.execute(raise_on_error=False)
+
+
+@dataclass(frozen=True)
+class _Run:
+    """The numbers one `UserState.record` call passes to every script run."""
+
+    evaluated_at_ms: int
+    lookback_ms: int
+    retain_ms: int
+    places_retain_ms: int
+    user_ttl: int

@@ -154,6 +154,7 @@ def test_state_keys_share_the_users_cluster_slot(redis_client: redis.Redis) -> N
         keys.user_window("alice"),
         keys.user_last_seen("alice"),
         keys.user_evaluation("alice", txn.transactionId),
+        keys.user_places("alice"),
     ]
     assert all("{alice}" in name for name in names)
 

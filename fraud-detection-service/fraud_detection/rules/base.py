@@ -42,6 +42,28 @@ class PreviousTransaction:
 
 
 @dataclass(frozen=True)
+class WindowEntry:
+    """One of the user's transactions around this one: its event time (ms resolution)
+    and USD value in micro-USD (`fraud_detection.usd_micros`), None when unknown."""
+
+    event_time: datetime
+    amount_usd_micros: int | None
+
+
+@dataclass(frozen=True)
+class PlaceHistory:
+    """This transaction's place among the user's places, as they were before it."""
+
+    key: str
+    """The place as the state keys it (`fraud_detection.place_keys`)."""
+    last_used: datetime | None
+    """The latest event time the user used it at (after this one, for a late
+    transaction), None when the user's places do not hold it."""
+    has_history: bool
+    """Whether the user had used any place at all."""
+
+
+@dataclass(frozen=True)
 class EvaluationContext:
     transaction: Transaction
     amount_usd: Decimal
@@ -57,6 +79,11 @@ class EvaluationContext:
     listed: frozenset[tuple[str, str]] = frozenset()
     """The ``(list, field)`` pairs whose field value of this transaction is on the list,
     looked up once per batch for the ``list_match`` rules (`fraud_detection.lists`)."""
+    window_entries: tuple[WindowEntry, ...] = ()
+    """The user's transactions around this one (this one included), oldest first: the
+    same entries as the event times above, with their amounts."""
+    place_history: PlaceHistory | None = None
+    """None when the state kept no places (no rule looks back in them)."""
 
     @property
     def window_event_times(self) -> tuple[datetime, ...]:
