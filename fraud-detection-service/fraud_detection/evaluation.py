@@ -55,6 +55,8 @@ def context_for(
             event_time=from_epoch_ms(previous.event_ms),
         ),
         evaluated_at=from_epoch_ms(snapshot.evaluated_at_ms),
+        window_entries=snapshot.window_entries(),
+        place_history=snapshot.place_history(),
     )
 
 
