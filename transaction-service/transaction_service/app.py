@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import Flask
 
+from fraud_common.api_keys import ApiKeys
 from fraud_common.durability import RedisDurability
 from fraud_common.health import HealthCheck, install_health
 from fraud_common.http_errors import register_error_handlers
@@ -13,7 +14,6 @@ from fraud_common.kafka.topics import try_ensure_service_topics
 from fraud_common.logging_setup import configure_logging
 from fraud_common.redis_client import connect
 from transaction_service import openapi, transactions
-from transaction_service.api_keys import ApiKeys
 from transaction_service.context import ServiceContext
 from transaction_service.idempotency import IdempotencyStore
 from transaction_service.publishing import Publisher

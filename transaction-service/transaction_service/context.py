@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import redis
 from flask import Flask, current_app
 
-from transaction_service.api_keys import ApiKeys
+from fraud_common.api_keys import ApiKeys
 from transaction_service.idempotency import IdempotencyStore
 from transaction_service.publishing import Publisher
 from transaction_service.settings import TransactionServiceSettings

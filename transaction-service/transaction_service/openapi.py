@@ -10,11 +10,11 @@ from typing import Any
 
 from flask import Blueprint, Response
 
+from fraud_common.api_keys import HEADER as API_KEY_HEADER
 from fraud_common.http_errors import json_response
 from fraud_common.jsonutil import dumps
 from fraud_common.money import load_fx_rates
 from fraud_common.schemas import USER_ID_PATTERN
-from transaction_service.api_keys import HEADER as API_KEY_HEADER
 from transaction_service.context import current
 from transaction_service.idempotency import HEADER as IDEMPOTENCY_HEADER
 from transaction_service.idempotency import MAX_KEY_LENGTH, REPLAYED_HEADER

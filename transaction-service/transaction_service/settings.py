@@ -2,18 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from pydantic import Field
 
-from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import NoDecode
-
+from fraud_common.api_keys import KeyList
 from fraud_common.settings import ServiceSettings
-
-
-def _split_keys(value: object) -> object:
-    if isinstance(value, str):
-        return [item.strip() for item in value.split(",") if item.strip()]
-    return value
 
 
 class TransactionServiceSettings(ServiceSettings):
@@ -30,14 +22,12 @@ class TransactionServiceSettings(ServiceSettings):
     publish_timeout_seconds: float = Field(default=4.5, ge=1.5, le=60)
 
     # Comma-separated; empty means the API is open.
-    api_keys: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
+    api_keys: KeyList = Field(default_factory=list)
     fx_rates_path: str | None = None
 
     max_body_bytes: int = Field(default=64 * 1024, ge=1024)
     max_batch_bytes: int = Field(default=1024 * 1024, ge=1024)
     max_batch_items: int = Field(default=1000, ge=1)
-
-    _keys = field_validator("api_keys", mode="before")(classmethod(lambda cls, v: _split_keys(v)))
 
     @property
     def delivery_timeout_ms(self) -> int:

@@ -13,14 +13,14 @@ from flask import Blueprint, Response, current_app, request
 from flask.blueprints import BlueprintSetupState
 
 from fraud_common import keys
+from fraud_common.api_keys import HEADER as API_KEY_HEADER
 from fraud_common.http_errors import ApiError, json_response, unavailable, validation_error
 from fraud_common.jsonutil import dumps
+from fraud_common.request_body import read_json_body
 from fraud_common.schemas import Decision, FieldProblem, Transaction
 from transaction_service import idempotency, inline_decision
-from transaction_service.api_keys import HEADER as API_KEY_HEADER
 from transaction_service.context import EXTENSION, ServiceContext, current
 from transaction_service.publishing import PublishFailed, StorageUnavailable
-from transaction_service.request_body import read_json_body
 from transaction_service.validation import parse_batch, parse_transaction, transaction_id_for
 
 log = logging.getLogger(__name__)
