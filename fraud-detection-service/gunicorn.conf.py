@@ -7,6 +7,11 @@ started after the worker loaded the app and stopped on its exit by the shared ho
 import os
 
 from fraud_common.gunicorn_hooks import *  # noqa: F403
+from fraud_common.gunicorn_hooks import forward_hangup_to_workers
+
+# SIGHUP (docker compose kill -s HUP, kill -HUP <master>) reloads the rules in every
+# worker, in place.
+when_ready = forward_hangup_to_workers
 
 bind = f"{os.environ.get('HOST', '0.0.0.0')}:{os.environ.get('PORT', '5000')}"
 workers = int(os.environ.get("WEB_CONCURRENCY", "1"))

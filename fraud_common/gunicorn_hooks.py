@@ -7,16 +7,39 @@ Kafka and Redis clients, created after the fork.
 
 from __future__ import annotations
 
+import signal
+from collections.abc import Callable
 from typing import Any
+
+from flask import Flask
 
 from fraud_common.background import registered
 
 __all__ = ["post_worker_init", "worker_exit"]
 
+HANGUP_EXTENSION = "fraud_common.on_hangup"
+
+
+def on_hangup(app: Flask, callback: Callable[[], None]) -> None:
+    """Run ``callback`` when the worker serving ``app`` gets SIGHUP (it must be safe in
+    a signal handler: set an event, nothing more). See `forward_hangup_to_workers`."""
+    app.extensions.setdefault(HANGUP_EXTENSION, []).append(callback)
+
 
 def post_worker_init(worker: Any) -> None:
+    callbacks = list(worker.wsgi.extensions.get(HANGUP_EXTENSION, []))
+    if callbacks:
+        # gunicorn reset SIGHUP to its default (terminate) in the worker.
+        signal.signal(signal.SIGHUP, lambda signum, frame: [c() for c in callbacks])
     for loop in registered(worker.wsgi):
         loop.start()
+
+
+def forward_hangup_to_workers(server: Any) -> None:
+    """A ``when_ready`` hook: SIGHUP to the master is passed on to every worker instead of
+    gunicorn's default (re-spawning all workers), so a service reloads what it reloads
+    (the detector: its rules) in place, with no consumer leaving its group."""
+    server.handle_hup = lambda: server.kill_workers(signal.SIGHUP)
 
 
 def worker_exit(server: Any, worker: Any) -> None:

@@ -47,7 +47,7 @@ class ApiError(Exception):
         status: int,
         code: str,
         message: str,
-        details: list[dict[str, str]] | None = None,
+        details: list[dict[str, Any]] | None = None,
         headers: Mapping[str, str] | None = None,
     ) -> None:
         super().__init__(message)

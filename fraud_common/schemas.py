@@ -421,6 +421,10 @@ class Decision(BaseModel):
     reasons: list[Reason] = Field(default_factory=list)
     rulesVersion: str | None = None
     ruleErrors: list[RuleError] = Field(default_factory=list)
+    shadowHits: list[Reason] = Field(default_factory=list)
+    """Shadow rules that fired: counted, never alerting nor scoring."""
+    allowedBy: str | None = None
+    """The allow rule (e.g. an allow-list) that approved it, suppressing every other alert."""
     error: str | None = None
     evaluatedAt: datetime
 

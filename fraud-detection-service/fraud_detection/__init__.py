@@ -12,11 +12,13 @@ import functools
 import os
 import socket
 
-from flask import Flask
+from flask import Flask, request
 
+from fraud_common.api_keys import HEADER as API_KEY_HEADER
 from fraud_common.api_keys import ApiKeys
 from fraud_common.background import BackgroundThread, register
 from fraud_common.durability import RedisDurability
+from fraud_common.gunicorn_hooks import on_hangup
 from fraud_common.health import HealthCheck, install_health, loop_report
 from fraud_common.http_errors import register_error_handlers
 from fraud_common.kafka.config import consumer_config, producer_config
@@ -34,7 +36,8 @@ from fraud_detection.lists import ListStore
 from fraud_detection.lists_api import install as install_lists_api
 from fraud_detection.openapi import install as install_openapi
 from fraud_detection.reconciler import Reconciler
-from fraud_detection.rules import RuleSet
+from fraud_detection.rules_api import RuleStats, install_rules_api
+from fraud_detection.rules_source import RulesSource
 from fraud_detection.settings import DetectorSettings
 from fraud_detection.state import UserState
 from fraud_detection.worker import DetectorWorker
@@ -42,6 +45,7 @@ from fraud_detection.worker import DetectorWorker
 SERVICE = "fraud-detection-service"
 CONSUMER_THREAD = "fraud-detector"
 RECONCILER_THREAD = "fraud-reconciler"
+RULES_THREAD = "fraud-rules-watcher"
 
 
 def create_app(settings: DetectorSettings | None = None) -> Flask:
@@ -67,17 +71,19 @@ def create_app(settings: DetectorSettings | None = None) -> Flask:
     app.extensions["fraud_common.durability"] = durability
     list_store = ListStore(redis_client, durability=durability)
 
-    rules = RuleSet.from_settings(settings)
+    rules = RulesSource(settings.rules_file, poll_seconds=settings.rules_poll_seconds)
+    on_hangup(app, rules.request_reload)
     gazetteer = functools.partial(load_gazetteer, settings.gazetteer_min_population)
     handler = TransactionHandler(
-        rules=lambda: rules,
+        rules=rules.current,
         state=UserState(
             redis_client,
             late_allowance_ms=settings.late_event_allowance_seconds * 1000,
             max_entries=settings.window_max_entries,
             evaluation_ttl_seconds=settings.evaluation_ttl_seconds,
-            user_ttl_seconds=settings.user_state_ttl,
+            user_ttl_seconds=settings.user_state_ttl_seconds,
         ),
+        lists=list_store,
         redis_client=redis_client,
         producer=producer,
         alerts_topic=settings.alerts_topic,
@@ -122,8 +128,16 @@ def create_app(settings: DetectorSettings | None = None) -> Flask:
         ack_timeout_seconds=settings.alert_ack_timeout_seconds,
     )
     register(app, BackgroundThread(RECONCILER_THREAD, reconciler))
+    register(app, BackgroundThread(RULES_THREAD, rules))
 
-    install_lists_api(app, list_store, ApiKeys(settings.admin_api_keys))
+    admin_keys = ApiKeys(settings.admin_api_keys)
+    install_rules_api(
+        app,
+        rules,
+        RuleStats(redis_client),
+        authorize=lambda: admin_keys.require(request.headers.get(API_KEY_HEADER)),
+    )
+    install_lists_api(app, list_store, admin_keys)
     install_openapi(app)
     install_health(
         app,

@@ -15,6 +15,7 @@ from fraud_detection.rules import (
     EvaluationContext,
     Place,
     PreviousTransaction,
+    RuleHit,
     RuleSet,
 )
 from fraud_detection.state import Snapshot, from_epoch_ms
@@ -34,7 +35,11 @@ def place_of(transaction: Transaction, gazetteer: Gazetteer) -> Place:
 
 
 def context_for(
-    transaction: Transaction, place: Place, snapshot: Snapshot, fx_rates: FxRates
+    transaction: Transaction,
+    place: Place,
+    snapshot: Snapshot,
+    fx_rates: FxRates,
+    listed: frozenset[tuple[str, str]] = frozenset(),
 ) -> EvaluationContext:
     previous = snapshot.previous
     if previous is not None and previous.transaction_id == transaction.transactionId:
@@ -57,6 +62,7 @@ def context_for(
         evaluated_at=from_epoch_ms(snapshot.evaluated_at_ms),
         window_entries=snapshot.window_entries(),
         place_history=snapshot.place_history(),
+        listed=listed,
     )
 
 
@@ -66,28 +72,33 @@ def evaluate(
     place: Place,
     snapshot: Snapshot,
     fx_rates: FxRates,
+    listed: frozenset[tuple[str, str]] = frozenset(),
 ) -> Decision:
-    context = context_for(transaction, place, snapshot, fx_rates)
+    """``listed``: the (list, field) pairs whose value is on the list now (list_match)."""
+    context = context_for(transaction, place, snapshot, fx_rates, listed)
     outcome = rules.evaluate(context)
     verdict = rules.verdict(outcome.hits)
     return Decision(
         transactionId=transaction.transactionId,
         status=verdict.status,
         riskScore=verdict.risk_score,
-        reasons=[
-            Reason(
-                ruleId=hit.rule_id,
-                alertType=hit.alert_type,
-                severity=hit.severity,
-                score=hit.score,
-                message=hit.message,
-                details=hit.details,
-            )
-            for hit in outcome.hits
-        ],
+        reasons=[_reason(hit) for hit in outcome.hits],
         rulesVersion=rules.version,
         ruleErrors=[RuleError(ruleId=f.rule_id, error=f.error) for f in outcome.failures],
+        shadowHits=[_reason(hit) for hit in outcome.shadow_hits],
+        allowedBy=outcome.allowed_by,
         evaluatedAt=context.evaluated_at,
+    )
+
+
+def _reason(hit: RuleHit) -> Reason:
+    return Reason(
+        ruleId=hit.rule_id,
+        alertType=hit.alert_type,
+        severity=hit.severity,
+        score=hit.score,
+        message=hit.message,
+        details=hit.details,
     )
 
 

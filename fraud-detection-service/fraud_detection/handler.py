@@ -39,10 +39,13 @@ from fraud_common.schemas import (
 )
 from fraud_detection.evaluation import alerts_for, error_decision, evaluate, place_of
 from fraud_detection.geo import Gazetteer
+from fraud_detection.lists import ListStore, listed_pairs
 from fraud_detection.rules import RuleSet
+from fraud_detection.rules_api import RuleStats
 from fraud_detection.state import StateEntry, UserState
 
 log = logging.getLogger(__name__)
+READY_TTL_SECONDS = 60
 alert_log = logging.getLogger("fraud_detection.alerts")
 
 
@@ -52,6 +55,7 @@ class TransactionHandler:
         *,
         rules: Callable[[], RuleSet],
         state: UserState,
+        lists: ListStore,
         redis_client: redis.Redis,
         producer: AckingProducer,
         alerts_topic: str,
@@ -66,6 +70,7 @@ class TransactionHandler:
     ) -> None:
         self._rules = rules
         self._state = state
+        self._lists = lists
         self._redis = redis_client
         self._producer = producer
         self._alerts_topic = alerts_topic
@@ -104,21 +109,30 @@ class TransactionHandler:
         gazetteer = self._gazetteer()
         transactions = [r.value for r in records]
         places = [place_of(t, gazetteer) for t in transactions]
+        evaluated_at_ms = int(self._clock() * 1000)
         snapshots = self._state.record(
             [
-                StateEntry(t, p.coordinates, p.candidates)
+                StateEntry(t, p.coordinates, p.candidates, amount_usd=t.usd_value(self._fx_rates))
                 for t, p in zip(transactions, places, strict=True)
             ],
-            evaluated_at_ms=int(self._clock() * 1000),
-            lookback_ms=int(rules.lookback.total_seconds() * 1000),
+            evaluated_at_ms=evaluated_at_ms,
+            lookback_ms=_ms(rules.lookback),
+            places_lookback_ms=_ms(rules.places_lookback),
+            user_ttl_seconds=int(rules.retention.total_seconds()) + 1,
+        )
+        listed = listed_pairs(
+            self._lists,
+            [spec.params for spec in rules.specs_of_type("list_match")],
+            transactions,
+            at_ms=evaluated_at_ms,
         )
         judged = [
-            evaluate(rules, t, p, s, self._fx_rates)
-            for t, p, s in zip(transactions, places, snapshots, strict=True)
+            evaluate(rules, t, p, s, self._fx_rates, on_lists)
+            for t, p, s, on_lists in zip(transactions, places, snapshots, listed, strict=True)
         ]
         decisions = self._decide_once(judged)
         alerts = self._publish_alerts(transactions, decisions)
-        self._count_evaluated(len(records))
+        self._count_evaluated(rules, decisions)
         for alert, replayed in alerts:
             _log_alert(alert, replayed)
 
@@ -131,12 +145,19 @@ class TransactionHandler:
         decision = error_decision(transaction_id, rejected.reason, datetime.now(UTC))
         pipe = self._redis.pipeline(transaction=False)
         pipe.set(keys.decision(transaction_id), decision.to_json(), ex=self._decision_ttl, nx=True)
+        pipe.rpush(keys.decision_ready(transaction_id), 1)  # wakes a `Prefer: wait` request
+        pipe.expire(keys.decision_ready(transaction_id), READY_TTL_SECONDS)
         self._durability.execute(pipe)
 
     def _decide_once(self, judged: list[Decision]) -> list[tuple[Decision, bool]]:
-        """Store each decision unless one exists; the stored one and whether it was there."""
+        """Store each decision unless one exists; the stored one and whether it was there.
+
+        The same round trip signals each transaction's ready list, which wakes a
+        ``Prefer: wait`` request blocked on it (an extra element on a redelivery is
+        harmless: the waiter reads the decision itself)."""
         pipe = self._redis.pipeline(transaction=False)
         for decision in judged:
+            ready = keys.decision_ready(decision.transactionId)
             pipe.set(
                 keys.decision(decision.transactionId),
                 decision.to_json(),
@@ -144,7 +165,9 @@ class TransactionHandler:
                 nx=True,
                 get=True,
             )
-        earlier = pipe.execute()
+            pipe.rpush(ready, 1)
+            pipe.expire(ready, READY_TTL_SECONDS)
+        earlier = pipe.execute()[0::3]
         return [
             (decision, False) if before is None else (Decision.model_validate_json(before), True)
             for decision, before in zip(judged, earlier, strict=True)
@@ -173,14 +196,26 @@ class TransactionHandler:
             future.result(timeout=max(0.0, deadline - time.monotonic()))
         return list(sent.values())
 
-    def _count_evaluated(self, count: int) -> None:
-        """The batch's last write; with REDIS_DURABILITY on, it returns only once every
-        write of the batch (state, decisions) is on disk, before offsets are stored."""
+    def _count_evaluated(self, rules: RuleSet, decisions: list[tuple[Decision, bool]]) -> None:
+        """Counters of the batch (first decisions only), the batch's last write: with
+        REDIS_DURABILITY on, it returns only once every write of the batch (state,
+        decisions) is on disk, before offsets are stored."""
+        first = [decision for decision, replayed in decisions if not replayed]
         stats_key = keys.stats_transactions(int(self._clock()))
         pipe = self._redis.pipeline(transaction=False)
-        pipe.incrby(stats_key, count)
+        pipe.incrby(stats_key, len(decisions))
         pipe.expire(stats_key, self._stats_ttl)
+        RuleStats.count(
+            pipe,
+            rules,
+            len(first),
+            (reason.ruleId for d in first for reason in (*d.reasons, *d.shadowHits)),
+        )
         self._durability.execute(pipe)
+
+
+def _ms(span: timedelta) -> int:
+    return int(span.total_seconds() * 1000)
 
 
 def _transaction_id_of(rejected: Rejected) -> str | None:

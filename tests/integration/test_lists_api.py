@@ -36,6 +36,7 @@ from tests.support.detector_running import (
     TopicWriter,
     detector_settings,
     new_group,
+    read_to_end,
     serve,
     start_detector,
 )
@@ -322,10 +323,6 @@ rules:
 """
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="needs the handler to fill EvaluationContext.listed with lists.listed_pairs",
-)
 def test_block_then_allow_a_user_in_the_running_detector(
     kafka_bootstrap: str,
     redis_url: str,
@@ -360,11 +357,21 @@ def test_block_then_allow_a_user_in_the_running_detector(
             assert blocked.status == "decline"
             assert [r.ruleId for r in blocked.reasons] == ["blocked-users"]
 
+            assert requests.delete(entry_url(url, "blocked-users", "mallory")).status_code == 204
+            again = transaction(user="mallory", amount="5", at=datetime.now(UTC))
+            writer.send([again])
+            assert decided(again.transactionId).status == "approve"
+
             assert requests.put(entry_url(url, "trusted-users", "bigspender")).status_code == 201
             big = transaction(user="bigspender", amount="50000", at=datetime.now(UTC))
             writer.send([big])
             allowed = decided(big.transactionId)
             assert allowed.status == "approve" and allowed.reasons == []
+            assert allowed.allowedBy == "trusted-users"
+            alerts = read_to_end(kafka_bootstrap, topics.alerts)
+            about = [m for m in alerts if big.transactionId.encode() in (m.value() or b"")]
+            assert about == [], "an allow-list hit suppresses every alert"
+            assert any(blocked.transactionId.encode() in (m.value() or b"") for m in alerts)
     finally:
         detector.stop()
 

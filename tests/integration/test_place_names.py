@@ -19,16 +19,13 @@ import redis
 from fraud_common.money import load_fx_rates
 from fraud_detection.evaluation import evaluate, place_of
 from fraud_detection.geo import load_gazetteer
-from fraud_detection.rules import RuleSet
-from fraud_detection.settings import DetectorSettings
 from fraud_detection.state import StateEntry, UserState
 from tests.support.detector_factories import T0, transaction
+from tests.support.rules_files import shipped_rules
 
 pytestmark = pytest.mark.integration
 
-RULES = RuleSet.from_settings(
-    DetectorSettings(kafka_bootstrap_servers="localhost:9", redis_url="redis://localhost:1/0")
-)
+RULES = shipped_rules()
 LOCATION = "unusual_location_change_detected"
 ZURICH_COMPOSED = unicodedata.normalize("NFC", "Zürich")
 ZURICH_DECOMPOSED = unicodedata.normalize("NFD", "Zürich")

@@ -13,7 +13,9 @@ import json
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -35,6 +37,7 @@ from tests.support.detector_running import (
     start_detector,
 )
 from tests.support.kafka_reading import read_topic
+from tests.support.rules_files import rules_document, write_rules
 from tests.support.transaction_server import transaction_server
 from tools.local_services import RedisServer, wait_for
 
@@ -183,14 +186,14 @@ def test_a_rule_that_raises_costs_only_its_own_say(
     store: redis.Redis,
     writer: TopicWriter,
 ) -> None:
-    evaluate, params = RULE_TYPES["location_change"]
+    location = RULE_TYPES["location_change"]
 
     def fragile(context: Any, rule_params: Any) -> Any:
         if context.transaction.location == "Boom City":
             raise ArithmeticError("a bug in the location rule")
-        return evaluate(context, rule_params)
+        return location.evaluate(context, rule_params)
 
-    monkeypatch.setitem(RULE_TYPES, "location_change", (fragile, params))
+    monkeypatch.setitem(RULE_TYPES, "location_change", replace(location, evaluate=fragile))
     txn = transaction(user=f"boom-{uuid.uuid4().hex[:6]}", amount="20000", location="Boom City")
     writer.send([txn])
     decision = _await_decisions(store, [txn.transactionId], health_url)[txn.transactionId]
@@ -202,6 +205,7 @@ def test_a_rule_that_raises_costs_only_its_own_say(
 
 
 def test_a_redelivery_under_changed_rules_keeps_the_first_decision(
+    tmp_path: Path,
     kafka_bootstrap: str,
     topic_factory: Callable[[], TopicNames],
     redis_server: RedisServer,
@@ -230,7 +234,10 @@ def test_a_redelivery_under_changed_rules_keeps_the_first_decision(
             redis_server.url,
             topics,
             new_group(),
-            large_amount_threshold_usd="100000",
+            rules_file=write_rules(
+                tmp_path / "rules.yaml",
+                rules_document(params={"large-amount": {"threshold_usd": 100000}}),
+            ),
         )
     )
     try:

@@ -16,14 +16,11 @@ from fraud_common.schemas import Alert, Decision, alert_id
 from fraud_detection.evaluation import alerts_for, error_decision, evaluate, place_of
 from fraud_detection.geo import load_gazetteer
 from fraud_detection.handler import TransactionHandler
-from fraud_detection.rules import RuleSet
-from fraud_detection.settings import DetectorSettings
 from fraud_detection.state import LastSeen, Snapshot, epoch_ms, from_epoch_ms
 from tests.support.detector_factories import T0, transaction
+from tests.support.rules_files import shipped_rules
 
-RULES = RuleSet.from_settings(
-    DetectorSettings(kafka_bootstrap_servers="localhost:9", redis_url="redis://localhost:1/0")
-)
+RULES = shipped_rules()
 
 
 def _snapshot(txn, *, earlier=(), previous: LastSeen | None = None, replayed=False) -> Snapshot:
@@ -70,8 +67,8 @@ def test_same_snapshot_same_alerts_ids_and_timestamps() -> None:
         assert parsed.transaction == txn
         assert (parsed.rulesVersion, parsed.riskScore, parsed.decision) == (
             RULES.version,
-            first.riskScore,
-            "review",
+            88,  # 60 and 70 combined: 1 - 0.4 * 0.3
+            "decline",
         )
     assert {a.ruleId for a in alerts} == {"large-amount", "location-change"}
     by_type = {a.alertType: Alert.model_validate_json(a.to_json()).details for a in alerts}
@@ -140,6 +137,7 @@ def handler() -> TransactionHandler:
     return TransactionHandler(
         rules=lambda: RULES,
         state=None,  # type: ignore[arg-type]  # decode touches no state
+        lists=None,  # type: ignore[arg-type]
         redis_client=None,  # type: ignore[arg-type]
         producer=None,  # type: ignore[arg-type]
         alerts_topic="alerts",

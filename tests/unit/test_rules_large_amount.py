@@ -50,4 +50,7 @@ def test_details_keep_original_field_and_explain() -> None:
 
 def test_threshold_is_configurable() -> None:
     txn = transaction(amount="600")
-    assert large_amount.evaluate(context(txn), large_amount.Params(Decimal("500"))) is not None
+    assert (
+        large_amount.evaluate(context(txn), large_amount.Params(threshold_usd=Decimal("500")))
+        is not None
+    )

@@ -71,10 +71,10 @@ def test_detector_reads_its_numbers_from_the_environment(monkeypatch: pytest.Mon
     monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", "k:9092")
     monkeypatch.setenv("REDIS_URL", "redis://r:6379/0")
     monkeypatch.setenv("GAZETTEER_MIN_POPULATION", "5000")
-    monkeypatch.setenv("RAPID_MAX_COUNT", "7")
+    monkeypatch.setenv("RULES_FILE", "/etc/fraud/rules.yaml")
     settings = DetectorSettings()
     assert settings.gazetteer_min_population == 5000
-    assert settings.rapid_max_count == 7
+    assert str(settings.rules_file) == "/etc/fraud/rules.yaml"
     monkeypatch.setenv("GAZETTEER_MIN_POPULATION", "2000")
     with pytest.raises(ValidationError, match="500, 1000, 5000 or 15000"):
         DetectorSettings()

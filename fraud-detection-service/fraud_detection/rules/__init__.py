@@ -7,8 +7,8 @@ from fraud_detection.rules.base import (
     PreviousTransaction,
     RuleHit,
 )
+from fraud_detection.rules.registry import RULE_TYPES
 from fraud_detection.rules.ruleset import (
-    RULE_TYPES,
     Outcome,
     RuleFailure,
     RuleSet,

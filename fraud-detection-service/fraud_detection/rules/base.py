@@ -1,7 +1,11 @@
-"""What every rule reads and returns.
+"""What every rule reads and returns, and what makes a module a rule type.
 
-A rule is a pure function ``evaluate(context, params) -> Finding | None``: no clock, no
-I/O. Everything it may look at (the transaction, its USD value, the user's event times
+A rule type is one module of this package exposing ``RULE = RuleType(...)``: its name
+(as ``type:`` in ``rules.yaml``), its parameters (a `RuleParams` pydantic model, which
+``rules.yaml`` is validated against and the JSON Schema is generated from), its default
+alert type, how far around a transaction it needs the user's window (``lookback``), and
+a pure function ``evaluate(context, params) -> Finding | None``: no clock, no I/O.
+Everything it may look at (the transaction, its USD value, the user's event times
 around this one, the previous transaction) is in the `EvaluationContext`, built from the
 state snapshot the transaction was evaluated against, so the same snapshot always
 gives the same findings.
@@ -11,9 +15,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
+
+from pydantic import BaseModel, ConfigDict
 
 from fraud_common.schemas import Transaction
 from fraud_detection.geo import Coordinates
@@ -112,3 +118,35 @@ class RuleHit:
 
 
 RuleFunction = Callable[[EvaluationContext, Any], Finding | None]
+
+
+class RuleParams(BaseModel):
+    """Base of every rule type's parameters: immutable, unknown names refused."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+def no_lookback(params: Any) -> timedelta:
+    return timedelta(0)
+
+
+@dataclass(frozen=True)
+class RuleType:
+    """A registered rule type (see the module docstring)."""
+
+    name: str
+    params: type[RuleParams]
+    evaluate: RuleFunction
+    alert_type: str
+    lookback: Callable[[Any], timedelta] = no_lookback
+    """How far before (and, for late events, after) a transaction's event time the rule
+    needs the user's window."""
+    places_lookback: Callable[[Any], timedelta] = no_lookback
+    """How far back the rule needs the user's places (`PlaceHistory`); timedelta(0)
+    when it reads none."""
+    retention: Callable[[Any], timedelta] | None = None
+    """How long after a user's last transaction the rule still needs the user's state
+    (default: the lookback)."""
+
+    def retention_of(self, params: Any) -> timedelta:
+        return (self.retention or self.lookback)(params)

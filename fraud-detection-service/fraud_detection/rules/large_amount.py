@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from decimal import Decimal
 
-from fraud_detection.rules.base import EvaluationContext, Finding
+from pydantic import Field
+
+from fraud_detection.rules.base import EvaluationContext, Finding, RuleParams, RuleType
 
 ALERT_TYPE = "large_transaction_detected"
 
 
-@dataclass(frozen=True)
-class Params:
-    threshold_usd: Decimal = Decimal("10000")
+class Params(RuleParams):
+    threshold_usd: Decimal = Field(
+        default=Decimal("10000"), gt=0, allow_inf_nan=False, description="strictly above alerts"
+    )
 
 
 def evaluate(context: EvaluationContext, params: Params) -> Finding | None:
@@ -33,3 +35,6 @@ def evaluate(context: EvaluationContext, params: Params) -> Finding | None:
             f"is above the {params.threshold_usd} USD limit"
         ),
     )
+
+
+RULE = RuleType(name="large_amount", params=Params, evaluate=evaluate, alert_type=ALERT_TYPE)

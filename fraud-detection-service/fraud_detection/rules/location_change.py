@@ -10,20 +10,23 @@ most ``name_window_seconds`` apart. The same place never fires.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from datetime import timedelta
+
+from pydantic import Field
 
 from fraud_common.jsonutil import isoformat_utc
 from fraud_detection.geo import Coordinates, haversine_km, normalize_name
-from fraud_detection.rules.base import EvaluationContext, Finding
+from fraud_detection.rules.base import EvaluationContext, Finding, RuleParams, RuleType
 
 ALERT_TYPE = "unusual_location_change_detected"
 
 
-@dataclass(frozen=True)
-class Params:
-    min_distance_km: float = 100.0
-    max_speed_kmh: float = 900.0
-    name_window_seconds: int = 3600
+class Params(RuleParams):
+    min_distance_km: float = Field(default=100.0, ge=0, allow_inf_nan=False)
+    max_speed_kmh: float = Field(default=900.0, gt=0, allow_inf_nan=False)
+    name_window_seconds: int = Field(
+        default=3600, ge=0, description="unresolved places: different names this close alert"
+    )
 
 
 def _coordinates(value: Coordinates | None) -> dict[str, float] | None:
@@ -87,3 +90,23 @@ def evaluate(context: EvaluationContext, params: Params) -> Finding | None:
             f"{params.name_window_seconds} s)"
         ),
     )
+
+
+EARTH_HALF_CIRCUMFERENCE_KM = 20037.5
+"""The farthest two places on Earth can be apart along the surface."""
+
+
+def retention(params: Params) -> timedelta:
+    """The previous place matters as long as any trip from it could still be impossible
+    (the slowest: half the Earth at the maximum speed), and through the name window."""
+    longest_trip = timedelta(hours=EARTH_HALF_CIRCUMFERENCE_KM / params.max_speed_kmh)
+    return max(longest_trip, timedelta(seconds=params.name_window_seconds)) + timedelta(seconds=1)
+
+
+RULE = RuleType(
+    name="location_change",
+    params=Params,
+    evaluate=evaluate,
+    alert_type=ALERT_TYPE,
+    retention=retention,
+)

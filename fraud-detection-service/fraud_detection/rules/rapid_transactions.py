@@ -22,19 +22,19 @@ from __future__ import annotations
 
 from bisect import bisect_right
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from pydantic import Field
+
 from fraud_common.jsonutil import isoformat_utc
-from fraud_detection.rules.base import EvaluationContext, Finding
+from fraud_detection.rules.base import EvaluationContext, Finding, RuleParams, RuleType
 
 ALERT_TYPE = "multiple_rapid_transactions_detected"
 
 
-@dataclass(frozen=True)
-class Params:
-    max_count: int = 5
-    window_seconds: int = 30
+class Params(RuleParams):
+    max_count: int = Field(default=5, ge=1, description="more than this many alert")
+    window_seconds: int = Field(default=30, ge=1, le=7 * 24 * 3600)
 
     @property
     def lookback(self) -> timedelta:
@@ -78,3 +78,12 @@ def evaluate(context: EvaluationContext, params: Params) -> Finding | None:
             + (", counting later transactions that arrived first" if late else "")
         ),
     )
+
+
+RULE = RuleType(
+    name="rapid_transactions",
+    params=Params,
+    evaluate=evaluate,
+    alert_type=ALERT_TYPE,
+    lookback=lambda params: params.lookback,
+)

@@ -1,13 +1,23 @@
-"""The rules in force, evaluated together, and the verdict they add up to.
+"""The rules in force, evaluated together, and the decision they add up to.
 
-A `RuleSet` is an immutable list of `RuleSpec` (which rule type, its numbers, the
-alert it raises, its severity and risk score). It is built from settings today; the
-`RULE_TYPES` registry lets the same specs come from a file later (``rules.yaml``), and
-a reload is then one swap of the `RuleSet` object. Its `version` names the rules a
-decision was made by.
+A `RuleSet` is an immutable list of `RuleSpec` (which rule type, its parameters, the
+alert it raises, its severity, its score, its mode) with the decision thresholds and a
+version. It comes from ``rules.yaml`` (`fraud_detection.rules.config`); a reload is one
+swap of the `RuleSet` object, so a batch is always judged by one version.
 
-A rule that raises does not fail the transaction: its error is recorded in the
-outcome (and so on the decision) and the other rules still decide.
+How a decision is made:
+
+- ``active`` rules that fire are the decision's reasons; their scores combine like
+  independent probabilities (60 and 40 make 76, never more than 100);
+- the combined score is ``decline`` at or above ``decline_at``, ``review`` at or above
+  ``review_at``, ``approve`` below;
+- an ``active`` rule with ``effect: allow`` that fires makes the decision ``approve``
+  with score 0 and no other reason (so no alert): an allow-list beats every other rule;
+- ``shadow`` rules are evaluated and counted but never alert or move the score;
+  ``off`` rules are not evaluated.
+
+A rule that raises does not fail the transaction: its error is recorded in the outcome
+(and so on the decision) and the other rules still decide.
 """
 
 from __future__ import annotations
@@ -17,22 +27,18 @@ import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import timedelta
-from functools import cached_property
-from typing import Any
+from typing import Any, Literal
 
 from fraud_common.failures import describe
-from fraud_detection.rules import large_amount, location_change, rapid_transactions
-from fraud_detection.rules.base import EvaluationContext, RuleFunction, RuleHit
-from fraud_detection.settings import DetectorSettings
+from fraud_detection.rules.base import EvaluationContext, RuleHit, RuleParams
+from fraud_detection.rules.registry import RULE_TYPES
 
 log = logging.getLogger(__name__)
 
-RULE_TYPES: dict[str, tuple[RuleFunction, type]] = {
-    "large_amount": (large_amount.evaluate, large_amount.Params),
-    "rapid_transactions": (rapid_transactions.evaluate, rapid_transactions.Params),
-    "location_change": (location_change.evaluate, location_change.Params),
-}
-"""Rule type name -> (pure evaluate function, its parameter class)."""
+Mode = Literal["active", "shadow", "off"]
+Effect = Literal["allow"]
+DEFAULT_REVIEW_AT = 40
+DEFAULT_DECLINE_AT = 80
 
 
 @dataclass(frozen=True)
@@ -43,18 +49,24 @@ class RuleSpec:
     params: Any
     severity: str = "medium"
     score: int = 50
-    enabled: bool = True
+    mode: Mode = "active"
+    effect: Effect | None = None
 
     def __post_init__(self) -> None:
         if self.rule_type not in RULE_TYPES:
             raise ValueError(f"unknown rule type {self.rule_type!r}")
-        if not isinstance(self.params, RULE_TYPES[self.rule_type][1]):
-            raise TypeError(f"{self.rule_type} needs {RULE_TYPES[self.rule_type][1].__name__}")
+        wanted = RULE_TYPES[self.rule_type].params
+        if not isinstance(self.params, wanted):
+            raise TypeError(f"{self.rule_type} needs {wanted.__name__}")
         if not 0 <= self.score <= 100:
             raise ValueError("score must be within 0..100")
 
+    @property
+    def lookback(self) -> timedelta:
+        return RULE_TYPES[self.rule_type].lookback(self.params)
+
     def evaluate(self, context: EvaluationContext) -> RuleHit | None:
-        finding = RULE_TYPES[self.rule_type][0](context, self.params)
+        finding = RULE_TYPES[self.rule_type].evaluate(context, self.params)
         if finding is None:
             return None
         return RuleHit(
@@ -81,81 +93,78 @@ class Outcome:
 
     hits: tuple[RuleHit, ...]
     failures: tuple[RuleFailure, ...] = ()
+    shadow_hits: tuple[RuleHit, ...] = ()
+    allowed_by: str | None = None
+    """The id of the allow rule that fired, if any: the decision is then approve."""
 
 
 @dataclass(frozen=True)
 class Verdict:
-    status: str  # approve | review (decline is reserved for scored rules to come)
+    status: str  # approve | review | decline
     risk_score: int
 
 
 class RuleSet:
-    def __init__(self, specs: Iterable[RuleSpec]) -> None:
+    def __init__(
+        self,
+        specs: Iterable[RuleSpec],
+        *,
+        review_at: int = DEFAULT_REVIEW_AT,
+        decline_at: int = DEFAULT_DECLINE_AT,
+        version: str | None = None,
+    ) -> None:
         self.specs = tuple(specs)
+        self.review_at = review_at
+        self.decline_at = decline_at
+        if not 0 <= review_at <= decline_at <= 100:
+            raise ValueError("thresholds must satisfy 0 <= review_at <= decline_at <= 100")
         alert_types = [s.alert_type for s in self.specs]
         if len(set(alert_types)) != len(alert_types):
             raise ValueError("two rules raise the same alert type")
         rule_ids = [s.rule_id for s in self.specs]
         if len(set(rule_ids)) != len(rule_ids):
             raise ValueError("two rules have the same id")
+        self.version = version or hashlib.sha256(repr(self._identity()).encode()).hexdigest()[:16]
+        """A hash of what the rules are (of the file's content when loaded from one)."""
 
-    @cached_property
-    def version(self) -> str:
-        """A hash of what the rules are: equal rule sets share it, any change moves it."""
-        return hashlib.sha256(repr(self.specs).encode()).hexdigest()[:16]
+    def _identity(self) -> tuple[object, ...]:
+        return (self.specs, self.review_at, self.decline_at)
 
-    @classmethod
-    def from_settings(cls, settings: DetectorSettings) -> RuleSet:
-        return cls(
-            [
-                RuleSpec(
-                    "large-amount",
-                    "large_amount",
-                    large_amount.ALERT_TYPE,
-                    large_amount.Params(threshold_usd=settings.large_amount_threshold_usd),
-                    severity="high",
-                    score=60,
-                ),
-                RuleSpec(
-                    "rapid-transactions",
-                    "rapid_transactions",
-                    rapid_transactions.ALERT_TYPE,
-                    rapid_transactions.Params(
-                        max_count=settings.rapid_max_count,
-                        window_seconds=settings.rapid_window_seconds,
-                    ),
-                    severity="medium",
-                    score=40,
-                ),
-                RuleSpec(
-                    "location-change",
-                    "location_change",
-                    location_change.ALERT_TYPE,
-                    location_change.Params(
-                        min_distance_km=settings.location_min_distance_km,
-                        max_speed_kmh=settings.location_max_speed_kmh,
-                        name_window_seconds=settings.location_name_window_seconds,
-                    ),
-                    severity="high",
-                    score=70,
-                ),
-            ]
-        )
+    @property
+    def evaluated(self) -> tuple[RuleSpec, ...]:
+        """The rules that run (active and shadow)."""
+        return tuple(s for s in self.specs if s.mode != "off")
 
     @property
     def lookback(self) -> timedelta:
-        """How far back (event time) the rules need the user's recent transactions."""
-        windows = [
-            s.params.lookback for s in self.specs if s.enabled and hasattr(s.params, "lookback")
-        ]
-        return max(windows, default=timedelta(0))
+        """How far around an event time (event time) the rules need the user's window."""
+        return max((s.lookback for s in self.evaluated), default=timedelta(0))
+
+    @property
+    def places_lookback(self) -> timedelta:
+        """How far back the rules need the places a user has used (new_location)."""
+        return max(
+            (RULE_TYPES[s.rule_type].places_lookback(s.params) for s in self.evaluated),
+            default=timedelta(0),
+        )
+
+    @property
+    def retention(self) -> timedelta:
+        """How long after a user's last transaction the rules still need the user's state."""
+        return max(
+            (RULE_TYPES[s.rule_type].retention_of(s.params) for s in self.evaluated),
+            default=timedelta(0),
+        )
+
+    def specs_of_type(self, rule_type: str) -> tuple[RuleSpec, ...]:
+        return tuple(s for s in self.evaluated if s.rule_type == rule_type)
 
     def evaluate(self, context: EvaluationContext) -> Outcome:
         hits: list[RuleHit] = []
+        shadow: list[RuleHit] = []
         failures: list[RuleFailure] = []
-        for spec in self.specs:
-            if not spec.enabled:
-                continue
+        allowed_by: str | None = None
+        for spec in self.evaluated:
             try:
                 hit = spec.evaluate(context)
             except Exception as exc:  # one rule's bug must not cost the others their say
@@ -168,17 +177,33 @@ class RuleSet:
                 )
                 failures.append(RuleFailure(spec.rule_id, describe(exc)))
                 continue
-            if hit is not None:
+            if hit is None:
+                continue
+            if spec.mode == "shadow":
+                shadow.append(hit)
+            elif spec.effect == "allow":
+                allowed_by = allowed_by or spec.rule_id
+            else:
                 hits.append(hit)
-        return Outcome(tuple(hits), tuple(failures))
+        if allowed_by is not None:
+            hits = []
+        return Outcome(tuple(hits), tuple(failures), tuple(shadow), allowed_by)
 
-    @staticmethod
-    def verdict(hits: Iterable[RuleHit]) -> Verdict:
+    def verdict(self, hits: Iterable[RuleHit]) -> Verdict:
         """Scores combine like independent probabilities: 60 and 40 make 76, never > 100."""
         clean = 1.0
-        fired = False
         for hit in hits:
-            fired = True
             clean *= 1 - hit.score / 100
         score = round((1 - clean) * 100)
-        return Verdict(status="review" if fired else "approve", risk_score=score)
+        if score >= self.decline_at:
+            status = "decline"
+        elif score >= self.review_at:
+            status = "review"
+        else:
+            status = "approve"
+        return Verdict(status=status, risk_score=score)
+
+
+def params_of(rule_type: str, **values: Any) -> RuleParams:
+    """The parameters of ``rule_type`` from plain values (validated)."""
+    return RULE_TYPES[rule_type].params.model_validate(values)
