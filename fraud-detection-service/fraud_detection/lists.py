@@ -207,5 +207,5 @@ def _time(epoch_ms: int) -> str:
 
 
 def _entry(value: str, text: object) -> ListEntry:
-    stored = json.loads(str(text))
+    stored = json.loads(text if isinstance(text, bytes | str) else str(text))
     return ListEntry(value=value, **stored)

@@ -20,6 +20,7 @@ from fraud_common.http_errors import json_response
 from fraud_common.jsonutil import dumps
 from fraud_detection.lists import LIST_NAME_PATTERN, MAX_VALUE_LENGTH
 from fraud_detection.lists_api import EntryRequest, EntryWritten, ListView
+from fraud_detection.rules_api import Reloaded, RulesInvalidBody, RulesView
 
 PATH = "/api/v1/openapi.json"
 EXTENSION = "fraud_detection.openapi"
@@ -51,6 +52,9 @@ MODELS: list[tuple[type[BaseModel], Any]] = [
     (EntryWritten, "serialization"),
     (ListView, "serialization"),
     (ErrorBody, "serialization"),
+    (RulesView, "serialization"),
+    (Reloaded, "serialization"),
+    (RulesInvalidBody, "serialization"),
 ]
 
 
@@ -171,7 +175,7 @@ def _lists_paths() -> dict[str, Any]:
 
 
 def _rules_paths() -> dict[str, Any]:
-    """`fraud_detection.rules_api`, described loosely (its bodies are its own)."""
+    """`fraud_detection.rules_api`."""
     admin: list[dict[str, list[str]]] = [{"adminApiKey": []}, {}]
     return {
         "/api/v1/rules": {
@@ -179,7 +183,7 @@ def _rules_paths() -> dict[str, Any]:
                 "operationId": "getRules",
                 "summary": "The rules in force, their version and counters",
                 "responses": {
-                    "200": _json({"type": "object"}, "the rules"),
+                    "200": _json(_ref(RulesView), "the rules, their thresholds and counters"),
                     "503": _error("Unavailable"),
                 },
             }
@@ -190,8 +194,12 @@ def _rules_paths() -> dict[str, Any]:
                 "summary": "Read the rules file again",
                 "security": admin,
                 "responses": {
-                    "200": _json({"type": "object"}, "the version in force"),
-                    "400": _json({"type": "object"}, "the file's problems; nothing changed"),
+                    "200": _json(_ref(Reloaded), "the version in force"),
+                    "400": _json(
+                        _ref(RulesInvalidBody),
+                        "rules_invalid: every problem by file, line and field; the "
+                        "previous rules stay in force",
+                    ),
                     "401": _error("Unauthorized"),
                     "503": _error("Unavailable"),
                 },

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable
+from typing import Any, Literal
 
 import redis
 from flask import Blueprint, Flask, Response
+from pydantic import BaseModel, ConfigDict, Field
 
 from fraud_common import keys
 from fraud_common.http_errors import ApiError, json_response, unavailable
@@ -25,6 +27,69 @@ from fraud_detection.rules_source import RulesSource
 log = logging.getLogger(__name__)
 
 EXTENSION = "fraud_detection.rules_api"
+
+
+class _View(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class RuleCounters(_View):
+    evaluated: int = Field(ge=0, description="first decisions this rule took part in")
+    hits: int = Field(ge=0, description="of those, how many it fired on")
+
+
+class RuleView(_View):
+    id: str
+    type: str
+    alertType: str
+    mode: Literal["active", "shadow", "off"]
+    effect: Literal["allow"] | None
+    severity: str
+    score: int = Field(ge=0, le=100)
+    params: dict[str, Any]
+    stats: RuleCounters
+
+
+class Thresholds(_View):
+    review_at: int = Field(ge=0, le=100)
+    decline_at: int = Field(ge=0, le=100)
+
+
+class RulesView(_View):
+    """``GET /api/v1/rules``."""
+
+    version: str
+    loadedAt: str
+    file: str
+    decision: Thresholds
+    rules: list[RuleView]
+
+
+class Reloaded(_View):
+    """``POST /api/v1/rules/reload`` when the file was taken."""
+
+    version: str
+    changed: bool
+    loadedAt: str
+
+
+class RulesProblem(_View):
+    file: str
+    line: int | None
+    field: str
+    message: str
+
+
+class RulesInvalidError(_View):
+    code: Literal["rules_invalid"]
+    message: str
+    details: list[RulesProblem]
+
+
+class RulesInvalidBody(_View):
+    """``POST /api/v1/rules/reload`` when the file was refused (400)."""
+
+    error: RulesInvalidError
 
 
 class RuleStats:
@@ -74,28 +139,27 @@ def install_rules_api(
         except redis.RedisError:
             log.warning("could not read the rule counters", exc_info=True)
             raise unavailable("Redis is unavailable; retry shortly") from None
-        return json_response(
-            {
-                "version": rules.version,
-                "loadedAt": isoformat_utc(source.loaded_at),
-                "file": str(source.path),
-                "decision": {"review_at": rules.review_at, "decline_at": rules.decline_at},
-                "rules": [
-                    {
-                        "id": spec.rule_id,
-                        "type": spec.rule_type,
-                        "alertType": spec.alert_type,
-                        "mode": spec.mode,
-                        "effect": spec.effect,
-                        "severity": spec.severity,
-                        "score": spec.score,
-                        "params": spec.params.model_dump(mode="json"),
-                        "stats": counters.get(spec.rule_id, {"evaluated": 0, "hits": 0}),
-                    }
-                    for spec in rules.specs
-                ],
-            }
+        view = RulesView(
+            version=rules.version,
+            loadedAt=isoformat_utc(source.loaded_at),
+            file=str(source.path),
+            decision=Thresholds(review_at=rules.review_at, decline_at=rules.decline_at),
+            rules=[
+                RuleView(
+                    id=spec.rule_id,
+                    type=spec.rule_type,
+                    alertType=spec.alert_type,
+                    mode=spec.mode,
+                    effect=spec.effect,
+                    severity=spec.severity,
+                    score=spec.score,
+                    params=spec.params.model_dump(mode="json"),
+                    stats=RuleCounters(**counters.get(spec.rule_id, {"evaluated": 0, "hits": 0})),
+                )
+                for spec in rules.specs
+            ],
         )
+        return json_response(view.model_dump(mode="json"))
 
     @blueprint.post("/reload")
     def reload() -> Response:
@@ -110,11 +174,11 @@ def install_rules_api(
                 details=[p.as_dict() for p in invalid.problems],
             ) from None
         return json_response(
-            {
-                "version": result.version,
-                "changed": result.changed,
-                "loadedAt": isoformat_utc(result.loaded_at),
-            }
+            Reloaded(
+                version=result.version,
+                changed=result.changed,
+                loadedAt=isoformat_utc(result.loaded_at),
+            ).model_dump(mode="json")
         )
 
     app.extensions[EXTENSION] = source

@@ -21,6 +21,7 @@ import requests
 
 from fraud_common import keys
 from fraud_common.schemas import Decision
+from fraud_detection.openapi import build_document
 from fraud_detection.rules.config import version_of
 from fraud_detection.rules_source import RulesSource
 from tests.conftest import TopicNames
@@ -34,10 +35,13 @@ from tests.support.detector_running import (
     start_detector,
 )
 from tests.support.rules_files import rules_document, write_rules
+from tests.support.transaction_server import assert_conforms
 from tools.devstack import ServiceProcess
 from tools.local_services import wait_for
 
 pytestmark = pytest.mark.integration
+
+DOCUMENT = build_document()
 
 
 def _threshold(usd: int) -> dict:
@@ -106,7 +110,9 @@ def test_the_reload_endpoint_switches_rules_and_refuses_a_broken_file(
     detector_on_file: tuple[RunningDetector, Path, str], store: redis.Redis, writer: TopicWriter
 ) -> None:
     _, path, url = detector_on_file
-    before = requests.get(f"{url}/api/v1/rules", timeout=5).json()
+    shown = requests.get(f"{url}/api/v1/rules", timeout=5)
+    assert_conforms(DOCUMENT, "/api/v1/rules", "get", shown)
+    before = shown.json()
     assert [r["id"] for r in before["rules"]] == [
         "large-amount",
         "rapid-transactions",
@@ -123,6 +129,7 @@ def test_the_reload_endpoint_switches_rules_and_refuses_a_broken_file(
     write_rules(path, _threshold(20000))
     answer = requests.post(f"{url}/api/v1/rules/reload", timeout=5)
     assert answer.status_code == 200, answer.text
+    assert_conforms(DOCUMENT, "/api/v1/rules/reload", "post", answer)
     assert answer.json()["changed"] is True
     assert answer.json()["version"] == version_of(path.read_bytes())
 
@@ -143,6 +150,7 @@ def test_the_reload_endpoint_switches_rules_and_refuses_a_broken_file(
     )
     refused = requests.post(f"{url}/api/v1/rules/reload", timeout=5)
     assert refused.status_code == 400
+    assert_conforms(DOCUMENT, "/api/v1/rules/reload", "post", refused)
     error = refused.json()["error"]
     assert error["code"] == "rules_invalid"
     assert error["details"] == [
