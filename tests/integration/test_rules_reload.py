@@ -31,6 +31,7 @@ from tests.support.detector_running import (
     TopicWriter,
     detector_settings,
     new_group,
+    read_to_end,
     serve,
     start_detector,
 )
@@ -273,3 +274,60 @@ def _worker_pids(service: ServiceProcess) -> set[int]:
     master = service.master_pid
     assert master is not None
     return {child.pid for child in psutil.Process(master).children()}
+
+
+def test_a_shadow_rule_is_counted_but_never_alerts_nor_scores(
+    tmp_path: Path,
+    kafka_bootstrap: str,
+    redis_server,
+    topic_factory: Callable[[], TopicNames],
+    store: redis.Redis,
+) -> None:
+    topics = topic_factory()
+    path = write_rules(
+        tmp_path / "rules.yaml",
+        rules_document(
+            extra=[
+                {
+                    "id": "big-spender-trial",
+                    "type": "large_amount",
+                    "alert_type": "big_spender_trial_detected",
+                    "score": 90,
+                    "mode": "shadow",
+                    "params": {"threshold_usd": 100},
+                }
+            ]
+        ),
+    )
+    running = start_detector(
+        detector_settings(kafka_bootstrap, redis_server.url, topics, new_group(), rules_file=path)
+    )
+    try:
+        with serve(running.app) as url:
+            medium = transaction(user=f"shadow-{uuid.uuid4().hex[:6]}", amount="500")
+            large = transaction(user=f"shadow-{uuid.uuid4().hex[:6]}", amount="15000")
+            TopicWriter(kafka_bootstrap, topics.transactions).send([medium, large])
+            wait_for(
+                lambda: all(_decision(store, t.transactionId) for t in (medium, large)),
+                timeout=60,
+                what="both decisions",
+            )
+            stats = {
+                r["id"]: r["stats"]
+                for r in requests.get(f"{url}/api/v1/rules", timeout=5).json()["rules"]
+            }
+    finally:
+        running.stop()
+    quiet, loud = _decision(store, medium.transactionId), _decision(store, large.transactionId)
+    assert quiet is not None and loud is not None
+    assert (quiet.status, quiet.riskScore, quiet.reasons) == ("approve", 0, [])
+    assert [r.ruleId for r in quiet.shadowHits] == ["big-spender-trial"]
+    assert (loud.status, loud.riskScore) == ("review", 60), "the shadow rule moved the score"
+    assert [r.ruleId for r in loud.reasons] == ["large-amount"]
+    assert stats["big-spender-trial"] == {"evaluated": 2, "hits": 2}
+    assert stats["large-amount"] == {"evaluated": 2, "hits": 1}
+    alert_types = {
+        dict(m.headers() or [])["alert-type"].decode()
+        for m in read_to_end(kafka_bootstrap, topics.alerts)
+    }
+    assert alert_types == {"large_transaction_detected"}, "a shadow rule alerted"
