@@ -7,15 +7,17 @@ Kafka and Redis clients, created after the fork.
 
 from __future__ import annotations
 
+import os
 import signal
 from collections.abc import Callable
 from typing import Any
 
 from flask import Flask
 
+from fraud_common import metrics
 from fraud_common.background import registered
 
-__all__ = ["post_worker_init", "worker_exit"]
+__all__ = ["child_exit", "on_starting", "post_worker_init", "worker_exit"]
 
 HANGUP_EXTENSION = "fraud_common.on_hangup"
 
@@ -24,6 +26,19 @@ def on_hangup(app: Flask, callback: Callable[[], None]) -> None:
     """Run ``callback`` when the worker serving ``app`` gets SIGHUP (it must be safe in
     a signal handler: set an event, nothing more). See `forward_hangup_to_workers`."""
     app.extensions.setdefault(HANGUP_EXTENSION, []).append(callback)
+
+
+def on_starting(server: Any) -> None:
+    """In the master, before any worker: an empty ``PROMETHEUS_MULTIPROC_DIR``."""
+    path = metrics.multiprocess_dir()
+    if path is not None:
+        metrics.prepare_multiprocess_dir(path)
+
+
+def child_exit(server: Any, worker: Any) -> None:
+    """In the master, when a worker is gone (also when it was killed): its live gauges
+    (consumer lag) no longer count."""
+    metrics.mark_process_dead(worker.pid)
 
 
 def post_worker_init(worker: Any) -> None:
@@ -43,6 +58,8 @@ def forward_hangup_to_workers(server: Any) -> None:
 
 
 def worker_exit(server: Any, worker: Any) -> None:
+    # Also here, in the worker itself, for a config that imports only this hook.
+    metrics.mark_process_dead(os.getpid())
     app = getattr(worker, "wsgi", None)
     if app is None:
         return

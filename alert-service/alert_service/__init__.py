@@ -26,6 +26,7 @@ from fraud_common.kafka.consumer_loop import ConsumerLoop
 from fraud_common.kafka.producer import AckingProducer
 from fraud_common.kafka.topics import try_ensure_service_topics
 from fraud_common.logging_setup import configure_logging
+from fraud_common.metrics import install_metrics
 from fraud_common.redis_client import connect
 from fraud_common.schemas import Alert
 from fraud_common.settings import dlq_topic
@@ -43,6 +44,7 @@ def create_app(settings: AlertServiceSettings | None = None) -> Flask:
     try_ensure_service_topics(settings, timeout=TOPIC_SETUP_TIMEOUT_SECONDS)
 
     app = Flask(__name__)
+    install_metrics(app, service="alert-service")
     redis_url = settings.redis_url.get_secret_value()
     redis_client = connect(redis_url, socket_timeout=settings.redis_socket_timeout)
     durability = RedisDurability.from_settings(settings)

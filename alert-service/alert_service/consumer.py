@@ -19,6 +19,7 @@ from confluent_kafka import Message
 from pydantic import ValidationError
 
 from alert_service.store import AlertStore
+from fraud_common import metrics
 from fraud_common.kafka.consumer_loop import InvalidMessage, Record, Rejected
 from fraud_common.schemas import MAX_EVENT_AGE_CONTEXT, Alert
 
@@ -55,6 +56,7 @@ class AlertHandler:
         self._make_durable()  # REDIS_DURABILITY: on disk before the offsets are stored
         for stored in stored_now:
             if stored.new:
+                metrics.ALERTS_STORED.labels(stored.alert.alertType).inc()
                 log.info(describe(stored.alert), extra=_fields(stored.alert))
             else:
                 log.debug("alert already stored", extra={"alert_id": stored.alert.alertId})

@@ -26,6 +26,7 @@ from fraud_common.kafka.consumer_loop import ConsumerLoop
 from fraud_common.kafka.producer import AckingProducer
 from fraud_common.kafka.topics import ensure_service_topics
 from fraud_common.logging_setup import configure_logging
+from fraud_common.metrics import install_metrics
 from fraud_common.money import load_fx_rates
 from fraud_common.redis_client import connect
 from fraud_common.schemas import Transaction
@@ -53,6 +54,7 @@ def create_app(settings: DetectorSettings | None = None) -> Flask:
     configure_logging(settings.log_level, service=SERVICE)
     app = Flask(__name__)
     app.config["SETTINGS"] = settings
+    install_metrics(app, service=SERVICE)
     client_id = f"{SERVICE}-{socket.gethostname()}-{os.getpid()}"
 
     redis_client = connect(

@@ -25,7 +25,7 @@ import redis
 from confluent_kafka import Message
 from pydantic import ValidationError
 
-from fraud_common import keys
+from fraud_common import keys, metrics
 from fraud_common.durability import RedisDurability
 from fraud_common.kafka.consumer_loop import InvalidMessage, Record, Rejected
 from fraud_common.kafka.producer import AckingProducer
@@ -105,6 +105,7 @@ class TransactionHandler:
         return transaction
 
     def handle(self, records: Sequence[Record[Transaction]]) -> None:
+        started = time.perf_counter()
         rules = self._rules()  # one rule set for the whole batch, even across a reload
         gazetteer = self._gazetteer()
         transactions = [r.value for r in records]
@@ -131,10 +132,12 @@ class TransactionHandler:
             for t, p, s, on_lists in zip(transactions, places, snapshots, listed, strict=True)
         ]
         decisions = self._decide_once(judged)
+        _observe_first_decisions(transactions, decisions, self._clock())
         alerts = self._publish_alerts(transactions, decisions)
         self._count_evaluated(rules, decisions)
         for alert, replayed in alerts:
             _log_alert(alert, replayed)
+        metrics.EVALUATION_DURATION.observe(time.perf_counter() - started)
 
     def reject(self, rejected: Rejected) -> None:
         """A transaction that cannot be evaluated gets the decision ``error`` (unless it
@@ -147,7 +150,8 @@ class TransactionHandler:
         pipe.set(keys.decision(transaction_id), decision.to_json(), ex=self._decision_ttl, nx=True)
         pipe.rpush(keys.decision_ready(transaction_id), 1)  # wakes a `Prefer: wait` request
         pipe.expire(keys.decision_ready(transaction_id), READY_TTL_SECONDS)
-        self._durability.execute(pipe)
+        if self._durability.execute(pipe)[0]:  # SET NX: this is its first decision
+            metrics.TRANSACTIONS_EVALUATED.labels(decision.status).inc()
 
     def _decide_once(self, judged: list[Decision]) -> list[tuple[Decision, bool]]:
         """Store each decision unless one exists; the stored one and whether it was there.
@@ -212,6 +216,22 @@ class TransactionHandler:
             (reason.ruleId for d in first for reason in (*d.reasons, *d.shadowHits)),
         )
         self._durability.execute(pipe)
+
+
+def _observe_first_decisions(
+    transactions: list[Transaction], decisions: list[tuple[Decision, bool]], now: float
+) -> None:
+    """The decision series, counted once per transaction: right after the decisions are
+    stored (SET NX), so a batch retried later finds them stored and counts nothing."""
+    for transaction, (decision, replayed) in zip(transactions, decisions, strict=True):
+        if replayed:
+            continue
+        metrics.TRANSACTIONS_EVALUATED.labels(decision.status).inc()
+        metrics.DECISION_LATENCY.observe(max(0.0, now - transaction.receivedAt.timestamp()))
+        for reason in decision.reasons:
+            metrics.RULE_HITS.labels(reason.ruleId, "active").inc()
+        for reason in decision.shadowHits:
+            metrics.RULE_HITS.labels(reason.ruleId, "shadow").inc()
 
 
 def _ms(span: timedelta) -> int:

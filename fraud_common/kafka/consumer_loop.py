@@ -34,6 +34,7 @@ from typing import Any, Generic, Protocol, TypeVar
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
+from fraud_common import metrics
 from fraud_common.failures import describe, is_dependency_failure
 from fraud_common.kafka.producer import AckingProducer
 
@@ -160,6 +161,55 @@ def _text(value: bytes | str | None) -> str | None:
     return value.decode("utf-8", errors="replace")
 
 
+class LagReporter:
+    """``fraud_consumer_lag``: high watermark minus the consumer's position, for each
+    partition it holds, every ``interval`` seconds, from what librdkafka already knows
+    (``position()`` and the cached watermarks, updated by every fetch): no request to
+    the broker, so it runs in the loop thread between batches.
+
+    Tansu reports as high watermark the base offset of a partition's last batch, not
+    the offset after its last record, so there the lag reads low by up to that batch's
+    size (and a caught-up consumer would read negative: clamped to 0).
+    """
+
+    def __init__(self, group: str, interval: float) -> None:
+        self._group = group
+        self._interval = interval
+        self._next = 0.0
+        self._reported: set[tuple[str, int]] = set()
+
+    def maybe_report(self, consumer: Consumer) -> None:
+        now = time.monotonic()
+        if now < self._next:
+            return
+        self._next = now + self._interval
+        try:
+            held = consumer.position(consumer.assignment())
+        except KafkaException as exc:
+            log.debug("no positions for the lag", extra={"kafka_error": str(exc)})
+            return
+        seen: set[tuple[str, int]] = set()
+        for tp in held:
+            if tp.offset < 0:
+                continue  # nothing consumed yet: no position
+            try:
+                _low, high = consumer.get_watermark_offsets(tp, cached=True)
+            except KafkaException:
+                continue
+            if high < 0:
+                continue  # no fetch answered yet
+            seen.add((tp.topic, tp.partition))
+            self._gauge(tp.topic, tp.partition).set(max(0, high - tp.offset))
+        for topic, partition in self._reported - seen:
+            # Revoked (or no position any more): 0, so that the new owner's value is
+            # the largest (multiprocess livemax) and nothing stale stays up.
+            self._gauge(topic, partition).set(0)
+        self._reported = seen
+
+    def _gauge(self, topic: str, partition: int) -> Any:
+        return metrics.CONSUMER_LAG.labels(self._group, topic, str(partition))
+
+
 class ConsumerLoop(Generic[T]):
     """Runs one consumer in the calling thread until `stop` is called."""
 
@@ -175,6 +225,7 @@ class ConsumerLoop(Generic[T]):
         poll_timeout: float = 0.25,
         backoff_initial: float = 0.2,
         backoff_max: float = 5.0,
+        lag_interval: float = 2.0,
     ) -> None:
         self._config = dict(consumer_config)
         self._topics = topics
@@ -187,6 +238,7 @@ class ConsumerLoop(Generic[T]):
         self._backoff_max = backoff_max
         self._stopping = threading.Event()
         self.status = LoopStatus()
+        self._lag = LagReporter(str(self._config.get("group.id", "")), lag_interval)
 
     def stop(self) -> None:
         """Ask the loop to finish the batch in hand (or abandon a retry) and return."""
@@ -207,6 +259,7 @@ class ConsumerLoop(Generic[T]):
                     self.status.state = "running"
                 if messages:
                     self._process(consumer, messages)
+                self._lag.maybe_report(consumer)
             self.status.state = "stopped"
         except BaseException:
             self.status.state = "dead"
@@ -269,6 +322,8 @@ class ConsumerLoop(Generic[T]):
         rejected = outcome[-1]
         self.status.processed += len(records) + len(undecodable) - len(rejected)
         self.status.dead_lettered += len(rejected)
+        for item in rejected:
+            metrics.DEAD_LETTERS.labels(self._dlq_topic(item.topic)).inc()
 
     def _finish(self, records: list[Record[T]], undecodable: list[Rejected]) -> list[Rejected]:
         """Handle the batch, set aside what fails; returns everything set aside."""

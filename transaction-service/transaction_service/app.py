@@ -12,6 +12,7 @@ from fraud_common.kafka.config import producer_config
 from fraud_common.kafka.producer import AckingProducer
 from fraud_common.kafka.topics import try_ensure_service_topics
 from fraud_common.logging_setup import configure_logging
+from fraud_common.metrics import install_metrics
 from fraud_common.redis_client import connect
 from transaction_service import openapi, transactions
 from transaction_service.context import ServiceContext
@@ -27,6 +28,7 @@ def create_app(settings: TransactionServiceSettings | None = None) -> Flask:
     settings = settings or TransactionServiceSettings()
     configure_logging(settings.log_level, service="transaction-service")
     app = Flask(__name__, static_folder=None)
+    install_metrics(app, service="transaction-service")
 
     redis_client = connect(
         settings.redis_url.get_secret_value(), socket_timeout=settings.redis_socket_timeout

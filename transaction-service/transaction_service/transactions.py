@@ -12,7 +12,7 @@ import redis
 from flask import Blueprint, Response, current_app, request
 from flask.blueprints import BlueprintSetupState
 
-from fraud_common import keys
+from fraud_common import keys, metrics
 from fraud_common.api_keys import HEADER as API_KEY_HEADER
 from fraud_common.http_errors import ApiError, json_response, unavailable, validation_error
 from fraud_common.jsonutil import dumps
@@ -202,6 +202,7 @@ def _accept(context: ServiceContext, transactions: list[Transaction], payloads: 
             {"field": f"transactions[{i}]", "message": "not acknowledged"} for i in failure.failed
         ]
         raise error from None
+    metrics.TRANSACTIONS_ACCEPTED.inc(len(transactions))
 
 
 def _once(

@@ -24,6 +24,7 @@ from alert_service.notify.cooldown import Cooldown
 from alert_service.notify.dead_letter import DeadLetters, DeadLetterUnavailable
 from alert_service.notify.queue import ChannelQueue, Entry
 from alert_service.notify.retry import RetryPolicy
+from fraud_common import metrics
 from fraud_common.schemas import Alert
 
 log = logging.getLogger(__name__)
@@ -186,6 +187,7 @@ class ChannelWorker:
         ):
             self.queue.ack(entry.id)
             self.stats.suppressed += 1
+            self._count("suppressed")
             log.debug("alert not re-notified (cooldown)", extra=context)
             return
         attempt = entry.failed_attempts + 1
@@ -199,9 +201,11 @@ class ChannelWorker:
         else:
             self.queue.ack(entry.id)
             self.stats.delivered += 1
+            self._count("delivered")
             log.info("alert notified", extra={**context, "attempt": attempt})
             return
         self.stats.failed_attempts += 1
+        self._count("failed")
         self.stats.last_error = error
         if self._policy.exhausted(attempt):
             self._park(entry, body, alert, alert.alertId, attempt, error)
@@ -242,7 +246,11 @@ class ChannelWorker:
             return
         self.queue.ack(entry.id)
         self.stats.dead_lettered += 1
+        self._count("dead_lettered")
         log.error("gave up notifying alert, parked on the DLQ", extra=context)
+
+    def _count(self, result: str) -> None:
+        metrics.NOTIFICATIONS.labels(self.channel, result).inc()
 
     def _shutdown(self) -> None:
         self.stats.state = "stopped"
