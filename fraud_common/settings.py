@@ -18,6 +18,8 @@ from urllib.parse import quote
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from fraud_common.secrets import refuse_weak_secrets
+
 TRANSACTIONS_TOPIC = "transactions"
 ALERTS_TOPIC = "fraud-alerts"
 DETECTOR_GROUP = "fraud-detection-group"
@@ -32,7 +34,10 @@ def dlq_topic(topic: str) -> str:
 class ServiceSettings(BaseSettings):
     """What every service needs: where Kafka and Redis are, logging, topic names."""
 
-    model_config = SettingsConfigDict(frozen=True, extra="ignore", case_sensitive=False)
+    # hide_input_in_errors: a refused setting's error must not print the secrets around it.
+    model_config = SettingsConfigDict(
+        frozen=True, extra="ignore", case_sensitive=False, hide_input_in_errors=True
+    )
 
     kafka_bootstrap_servers: str = Field(
         description="Kafka bootstrap servers, host:port[,host:port...]"
@@ -40,6 +45,9 @@ class ServiceSettings(BaseSettings):
     redis_url: SecretStr = Field(description="redis://[:password@]host:port/db")
     port: int = Field(default=5000, ge=1, le=65535)
     log_level: str = "INFO"
+    # production refuses placeholder and short secrets (fraud_common.secrets); development
+    # (.env.example, the local stack, the tests) accepts them.
+    app_env: Literal["production", "development"] = "production"
 
     transactions_topic: str = TRANSACTIONS_TOPIC
     alerts_topic: str = ALERTS_TOPIC
@@ -84,6 +92,11 @@ class ServiceSettings(BaseSettings):
             auth = f":{quote(str(password), safe='')}@" if password else ""
             data["redis_url"] = f"redis://{auth}{host}:{port}/0"
         return data
+
+    @model_validator(mode="after")
+    def _strong_secrets(self) -> ServiceSettings:
+        refuse_weak_secrets(self, self.app_env)
+        return self
 
     @classmethod
     def settings_customise_sources(

@@ -146,6 +146,8 @@ def service_env(
     # gunicorn's control socket defaults to one path per user (~/.gunicorn), which
     # every master of every stack on the machine would fight over.
     env.setdefault("GUNICORN_CMD_ARGS", "--no-control-socket")
+    # Local runs take the short test keys and .env.example's placeholders (fraud_common.secrets).
+    env.setdefault("APP_ENV", "development")
     for inherited in (
         "KAFKA_HOST",  # legacy names
         "REDIS_HOST",

@@ -56,6 +56,7 @@ def _app(kafka_bootstrap: str, redis_url: str, **overrides: Any) -> Flask:
             redis_url=redis_url,
             log_level="WARNING",
             consumer_group=new_group(),
+            app_env="development",  # short test keys
             **overrides,
         )
     )

@@ -38,6 +38,7 @@ def alert_settings(
         "alerts_topic": topics.alerts,
         "consumer_group": f"fraud-alert-group-{uuid.uuid4().hex[:10]}",
         "log_level": "INFO",
+        "app_env": "development",  # short test secrets
         **overrides,
     }
     return AlertServiceSettings(**values)

@@ -58,6 +58,7 @@ def detector_settings(
         alerts_topic=topics.alerts,
         consumer_group=group,
         log_level="WARNING",
+        app_env="development",  # short test secrets
         **overrides,
     )
 

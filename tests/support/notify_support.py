@@ -55,6 +55,7 @@ def notify_settings(redis_url: str, bootstrap: str, **overrides: Any) -> AlertSe
         "webhook_backoff_initial_seconds": 0.05,
         "webhook_backoff_max_seconds": 0.2,
         "alert_cooldown_seconds": 0,
+        "app_env": "development",  # short test secrets
         **overrides,
     }
     return AlertServiceSettings(**values)

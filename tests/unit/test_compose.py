@@ -170,9 +170,12 @@ def test_images_are_pinned() -> None:
 
 def test_infrastructure_ports_and_persistence() -> None:
     services = compose()["services"]
-    assert "8081:8080" in services["kafka-ui"]["ports"]
-    assert "8001:5540" in services["redisinsight"]["ports"]
-    assert "8025:8025" in services["mailpit"]["ports"]
+    # Nothing without authentication listens beyond the loopback interface.
+    assert services["kafka-ui"]["ports"] == ["127.0.0.1:8081:8080"]
+    assert services["redisinsight"]["ports"] == ["127.0.0.1:8001:5540"]
+    assert services["kafka-ui"]["profiles"] == services["redisinsight"]["profiles"] == ["tools"]
+    assert set(services["mailpit"]["ports"]) == {"127.0.0.1:8025:8025", "127.0.0.1:1025:1025"}
+    assert services["kafka"]["ports"] == ["127.0.0.1:9092:9092"]  # PLAINTEXT
     redis_command = services["redis"]["command"]
     assert redis_command[redis_command.index("--appendonly") + 1] == "yes"
     assert "${REDIS_PASSWORD:?set it in .env}" in redis_command
@@ -203,9 +206,18 @@ def test_service_is_built_health_checked_and_waits_for_healthy_dependencies(
     assert definition["restart"] in ("unless-stopped", "always", "on-failure")
 
 
-def test_api_keys_come_from_env() -> None:
-    environment = compose()["services"]["transaction-service"]["environment"]
+@pytest.mark.parametrize("service", ["transaction-service", "alert-service"])
+def test_api_keys_come_from_env(service: str) -> None:
+    environment = compose()["services"][service]["environment"]
     assert environment["API_KEYS"] == "${API_KEYS:?set it in .env}"
+
+
+@pytest.mark.parametrize("service", SERVICES, ids=lambda s: s.name)
+def test_compose_runs_in_production_unless_env_says_development(service: ServiceSpec) -> None:
+    assert compose()["services"][service.name]["environment"]["APP_ENV"] == (
+        "${APP_ENV:-production}"
+    )
+    assert env_example()["APP_ENV"] == "development"
 
 
 def test_consumer_groups_are_the_contracts() -> None:
@@ -250,7 +262,7 @@ def test_compose_defaults_equal_the_code_defaults(
         monkeypatch.delenv(field.upper(), raising=False)
     monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", "kafka:19092")
     monkeypatch.setenv("REDIS_URL", "redis://redis:6379/0")
-    monkeypatch.setenv("WEBHOOK_SECRET", "x")
+    monkeypatch.setenv("WEBHOOK_SECRET", "x" * 32)
     code_defaults = settings()
 
     compared = 0

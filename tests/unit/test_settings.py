@@ -19,6 +19,7 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
         "REDIS_PASSWORD",
     ):
         monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("APP_ENV", "development")  # short passwords below; see test_secrets
 
 
 def test_new_names(monkeypatch: pytest.MonkeyPatch) -> None:
