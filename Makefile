@@ -40,6 +40,7 @@ bench: venv
 
 compose-check:
 	docker-compose --env-file $(if $(wildcard .env),.env,.env.example) -f docker-compose.yml config -q
+	docker-compose --env-file $(if $(wildcard .env),.env,.env.example) -f docker-compose.prod.yml config -q
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache artifacts .devstack

@@ -4,8 +4,12 @@
 #
 # Against $KAFKA_BOOTSTRAP_SERVERS (default localhost:9092). Topic names and counts follow
 # the services' settings: TRANSACTIONS_TOPIC, ALERTS_TOPIC, TRANSACTIONS_PARTITIONS,
-# ALERTS_PARTITIONS, TOPIC_REPLICATION_FACTOR. The services also create their topics at
-# start; this script is for doing it on demand.
+# ALERTS_PARTITIONS, TOPIC_REPLICATION_FACTOR (default 1), and TOPIC_MIN_INSYNC_REPLICAS
+# (default: unset, the broker's min.insync.replicas; docker-compose.prod.yml sets 3 and 2).
+# KAFKA_EXTRA_CONFIG (JSON, as the services read it) configures the Python client, and
+# KAFKA_COMMAND_CONFIG names a client properties file for kafka-topics.sh (SASL: see
+# deploy/kafka/sasl-client.sh). The services also create their topics at start; this
+# script is for doing it on demand.
 #
 # Without Docker: uses the project's Python and fraud_common (.venv/bin/python, else $PYTHON
 # or python3 with the requirements installed):
@@ -24,6 +28,7 @@ alerts="${ALERTS_TOPIC:-fraud-alerts}"
 transactions_partitions="${TRANSACTIONS_PARTITIONS:-10}"
 alerts_partitions="${ALERTS_PARTITIONS:-5}"
 replication="${TOPIC_REPLICATION_FACTOR:-1}"
+min_isr="${TOPIC_MIN_INSYNC_REPLICAS:-}"
 
 find_python() {
   local candidate
@@ -52,10 +57,14 @@ if python="$(find_python)"; then
   echo "creating topics on $bootstrap with $python and fraud_common"
   PYTHONPATH="$here${PYTHONPATH:+:$PYTHONPATH}" \
     BOOTSTRAP="$bootstrap" T="$transactions" A="$alerts" \
-    TP="$transactions_partitions" AP="$alerts_partitions" RF="$replication" \
+    TP="$transactions_partitions" AP="$alerts_partitions" RF="$replication" MIN_ISR="$min_isr" \
     "$python" - <<'PY'
+import json
 import os
 
+from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource
+
+from fraud_common.kafka.config import admin_config
 from fraud_common.kafka.topics import contract_topics, ensure_topics
 
 specs = contract_topics(
@@ -65,22 +74,41 @@ specs = contract_topics(
     alerts_partitions=int(os.environ["AP"]),
     replication_factor=int(os.environ["RF"]),
 )
-created = set(ensure_topics(os.environ["BOOTSTRAP"], specs, timeout=30))
+extra = json.loads(os.environ.get("KAFKA_EXTRA_CONFIG") or "{}")
+created = set(ensure_topics(os.environ["BOOTSTRAP"], specs, timeout=30, extra=extra))
 for spec in specs:
     state = "created" if spec.name in created else "exists "
     print(f"  {state} {spec.name} ({spec.partitions} partitions)")
+if os.environ["MIN_ISR"]:
+    admin = AdminClient(admin_config(os.environ["BOOTSTRAP"], extra))
+    entry = ConfigEntry(
+        "min.insync.replicas", os.environ["MIN_ISR"], incremental_operation=AlterConfigOpType.SET
+    )
+    resources = [ConfigResource("topic", s.name, incremental_configs=[entry]) for s in specs]
+    for resource, future in admin.incremental_alter_configs(resources).items():
+        future.result(timeout=30)
+        print(f"  min.insync.replicas={os.environ['MIN_ISR']} on {resource.name}")
 PY
 elif kafka_topics="$(find_kafka_topics)"; then
   echo "creating topics on $bootstrap with $kafka_topics"
+  options=()
+  [[ -n "${KAFKA_COMMAND_CONFIG:-}" ]] && options+=(--command-config "$KAFKA_COMMAND_CONFIG")
   create() {
-    "$kafka_topics" --bootstrap-server "$bootstrap" --create --if-not-exists \
-      --topic "$1" --partitions "$2" --replication-factor "$replication"
+    local config=()
+    [[ -n "$min_isr" ]] && config=(--config "min.insync.replicas=$min_isr")
+    "$kafka_topics" --bootstrap-server "$bootstrap" "${options[@]}" --create --if-not-exists \
+      --topic "$1" --partitions "$2" --replication-factor "$replication" "${config[@]}"
+    if [[ -n "$min_isr" ]]; then  # an existing topic gets it too
+      "${kafka_topics%kafka-topics.sh}kafka-configs.sh" --bootstrap-server "$bootstrap" \
+        "${options[@]}" --alter --entity-type topics --entity-name "$1" \
+        --add-config "min.insync.replicas=$min_isr"
+    fi
   }
   create "$transactions" "$transactions_partitions"
   create "$transactions.dlq" 1
   create "$alerts" "$alerts_partitions"
   create "$alerts.dlq" 1
-  "$kafka_topics" --bootstrap-server "$bootstrap" --list
+  "$kafka_topics" --bootstrap-server "$bootstrap" "${options[@]}" --list
 else
   echo "create-topics.sh: need the project's Python (make venv) or Kafka's kafka-topics.sh" >&2
   exit 1
