@@ -1,7 +1,11 @@
 """gunicorn settings of the alert-service.
 
 gthread with many threads: every server-sent-event subscriber holds one thread for as
-long as it is connected. On SIGTERM (and SIGINT/SIGQUIT) the worker also sets the app's
+long as it is connected. The stream caps its subscribers per worker at
+``SSE_MAX_SUBSCRIBERS`` (default 50, alert_service.stream), and the pool has
+``API_THREADS`` (50) more than that, so the API, /health and /metrics always find a
+thread however many clients hold streams open (the surplus gets 503 + Retry-After).
+On SIGTERM (and SIGINT/SIGQUIT) the worker also sets the app's
 shutdown event, so open streams end within a second (their reads are bounded) and the
 worker exits well inside graceful_timeout; the loops stop and clients close afterwards
 (``fraud_common.gunicorn_hooks.worker_exit``).
@@ -18,7 +22,9 @@ from fraud_common.gunicorn_hooks import worker_exit  # noqa: F401 - a gunicorn h
 bind = f"{os.environ.get('HOST', '0.0.0.0')}:{os.environ.get('PORT', '5000')}"
 workers = int(os.environ.get("WEB_CONCURRENCY", "1"))
 worker_class = "gthread"
-threads = 100
+# Read here as the settings read it (AlertServiceSettings.sse_max_subscribers, default 50).
+_sse_max_subscribers = int(os.environ.get("SSE_MAX_SUBSCRIBERS", "50"))
+threads = _sse_max_subscribers + int(os.environ.get("API_THREADS", "50"))
 graceful_timeout = 8
 timeout = 30
 keepalive = 5

@@ -17,6 +17,7 @@ from alert_service import api, dashboard, notify, openapi, stream
 from alert_service.consumer import AlertHandler
 from alert_service.settings import AlertServiceSettings
 from alert_service.store import AlertStore, StoreBounds
+from fraud_common.api_keys import ApiKeys
 from fraud_common.background import BackgroundThread, register
 from fraud_common.durability import RedisDurability
 from fraud_common.health import HealthCheck, install_health, loop_report
@@ -93,11 +94,13 @@ def create_app(settings: AlertServiceSettings | None = None) -> Flask:
             redis_url=redis_url,
             socket_timeout=settings.redis_socket_timeout,
             heartbeat_seconds=settings.sse_heartbeat_seconds,
+            max_subscribers=settings.sse_max_subscribers,
         ),
         store,
         shutdown,
     )
     app.extensions[api.STORE_EXTENSION] = store
+    app.extensions[api.API_KEYS_EXTENSION] = ApiKeys(settings.api_keys)
     app.extensions[REDIS_EXTENSION] = redis_client
     install_health(
         app,
@@ -109,6 +112,7 @@ def create_app(settings: AlertServiceSettings | None = None) -> Flask:
     )
     # Run by the gunicorn hook after the loops stopped: streams end, producer flushes.
     app.extensions[CLOSERS_EXTENSION] = [shutdown.set, producer.close, redis_client.close]
+    app.extensions[CLOSERS_EXTENSION].append(app.extensions[stream.FEED_EXTENSION].close)
 
     for blueprint in (
         api.blueprint,

@@ -2,9 +2,11 @@
 
 The page is static HTML, CSS and JavaScript from ``static/`` (no build step, nothing
 fetched from another origin): it reads the stored alerts from ``/api/v1/alerts``,
-follows ``/api/v1/alerts/stream`` with an EventSource and polls ``/api/v1/stats`` for
-its chart. The app factory registers `blueprint` and puts its Redis client (decoded
-responses) in ``app.extensions["alert_service.redis"]``.
+follows ``/api/v1/alerts/stream`` (``fetch`` with the ``X-API-Key`` header, the body
+read as a stream) and polls ``/api/v1/stats`` for its chart. The page itself holds no
+data and stays open; with ``API_KEYS`` set it asks for a key once per tab. The app
+factory registers `blueprint` and puts its Redis client (decoded responses) in
+``app.extensions["alert_service.redis"]``.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import Any
 import redis
 from flask import Blueprint, Response, current_app, request, send_from_directory
 
+from alert_service.api import require_api_key
 from fraud_common import keys
 from fraud_common.http_errors import error_response, field_error, json_response, unavailable
 from fraud_common.redis_client import RETRYABLE_ERRORS
@@ -63,6 +66,7 @@ def page() -> Response:
 def stats() -> Response:
     """Transactions evaluated and alerts stored per second, for the ``seconds`` seconds
     ending with the current one (the last entry is still filling up)."""
+    require_api_key()
     raw = request.args.get("seconds", str(DEFAULT_STATS_SECONDS))
     try:
         seconds = int(raw)

@@ -12,11 +12,23 @@ shutdown (the event in ``app.extensions[SHUTDOWN_EXTENSION]``, set by gunicorn.c
 SIGTERM) or the heartbeat deadline in time. A heartbeat comment goes out whenever nothing
 was sent for ``heartbeat_seconds``. If Redis goes away the stream ends with a comment and
 the client reconnects with its Last-Event-ID (EventSource does so by itself).
+
+Subscribers are capped per process (``SSE_MAX_SUBSCRIBERS``, a semaphore): each one
+holds a gunicorn thread and a Redis connection for as long as it stays, so beyond the
+cap a new one gets 503 with ``Retry-After`` instead of taking the threads the API and
+``/health`` need (gunicorn.conf.py keeps the pool larger than the cap). Their Redis
+connections come from the feed's own bounded pool, never from the API's client.
+Under gunicorn the subscriber's socket is checked after every bounded read, so a client
+that left frees its slot within about a second rather than at the next heartbeat.
+The stream needs the ``X-API-Key`` header like the other data routes (the dashboard reads
+it with ``fetch``; a key in the URL would end up in logs and browser history).
 """
 
 from __future__ import annotations
 
 import logging
+import select
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -26,10 +38,10 @@ from typing import Any
 import redis
 from flask import Blueprint, Response, current_app, request
 
-from alert_service.api import user_id_param
+from alert_service.api import require_api_key, user_id_param
 from alert_service.store import AlertStore
 from fraud_common import keys
-from fraud_common.http_errors import field_error
+from fraud_common.http_errors import ApiError, field_error
 from fraud_common.redis_client import RETRYABLE_ERRORS
 
 log = logging.getLogger(__name__)
@@ -39,8 +51,10 @@ SHUTDOWN_EXTENSION = "alert_service.shutdown"
 MAX_BLOCK_SECONDS = 1.0
 READ_COUNT = 500
 STREAM_CLIENT_NAME = "alert-service:stream"
+FULL_RETRY_AFTER_SECONDS = 5
 
 blueprint = Blueprint("stream", __name__)
+blueprint.before_request(require_api_key)
 
 
 @dataclass(frozen=True)
@@ -49,6 +63,7 @@ class FeedConfig:
     socket_timeout: float = 2.0
     heartbeat_seconds: float = 15.0
     retry_ms: int = 2000
+    max_subscribers: int = 50
 
 
 class AlertFeed:
@@ -60,6 +75,19 @@ class AlertFeed:
         self._shutdown = shutdown
         self._lock = threading.Lock()
         self._open = 0
+        self._slots = threading.BoundedSemaphore(config.max_subscribers)
+        block = min(config.heartbeat_seconds, MAX_BLOCK_SECONDS)
+        # One connection per subscriber, never more than the cap: the semaphore is taken
+        # first, so the pool's wait (timeout) is only a guard.
+        self._pool = redis.BlockingConnectionPool.from_url(
+            config.redis_url,
+            max_connections=config.max_subscribers,
+            timeout=config.socket_timeout,
+            decode_responses=True,
+            socket_timeout=block + config.socket_timeout,
+            socket_connect_timeout=config.socket_timeout,
+            client_name=STREAM_CLIENT_NAME,  # visible in CLIENT LIST
+        )
 
     @property
     def open_subscriptions(self) -> int:
@@ -68,22 +96,41 @@ class AlertFeed:
     def _closed(self) -> None:
         with self._lock:
             self._open -= 1
+        self._slots.release()
 
-    def subscribe(self, *, user_id: str | None, last_event_id: str | None) -> Subscription:
-        """Raises `redis.RedisError` when Redis cannot be reached (the view answers 503)."""
+    def close(self) -> None:
+        """Drop the pool's idle connections (after the streams ended)."""
+        self._pool.disconnect()
+
+    def subscribe(
+        self,
+        *,
+        user_id: str | None,
+        last_event_id: str | None,
+        peer_gone: Callable[[], bool] = lambda: False,
+    ) -> Subscription:
+        """Raises `ApiError` 503 beyond the cap, and `redis.RedisError` when Redis cannot
+        be reached (the view answers 503)."""
         block = min(self.config.heartbeat_seconds, MAX_BLOCK_SECONDS)
-        client = redis.Redis.from_url(
-            self.config.redis_url,
-            decode_responses=True,
-            socket_timeout=block + self.config.socket_timeout,
-            socket_connect_timeout=self.config.socket_timeout,
-            single_connection_client=True,
-            client_name=STREAM_CLIENT_NAME,  # visible in CLIENT LIST
-        )
+        if not self._slots.acquire(blocking=False):
+            raise ApiError(
+                503,
+                "service_unavailable",
+                f"too many live streams ({self.config.max_subscribers} per process); retry later",
+                headers={"Retry-After": str(FULL_RETRY_AFTER_SECONDS)},
+            )
+        try:
+            # single_connection_client: the subscriber keeps one pooled connection until
+            # close() gives it back.
+            client = redis.Redis(connection_pool=self._pool, single_connection_client=True)
+        except BaseException:
+            self._slots.release()
+            raise
         try:
             start, notes = self._start_position(client, last_event_id)
         except BaseException:
             client.close()
+            self._slots.release()
             raise
         with self._lock:
             self._open += 1
@@ -96,6 +143,7 @@ class AlertFeed:
             config=self.config,
             block_seconds=block,
             shutdown=self._shutdown,
+            peer_gone=peer_gone,
         )
 
     def _start_position(
@@ -131,6 +179,7 @@ class Subscription:
         config: FeedConfig,
         block_seconds: float,
         shutdown: threading.Event,
+        peer_gone: Callable[[], bool],
     ) -> None:
         self._client = client
         self._on_close: Callable[[], None] | None = on_close
@@ -140,9 +189,15 @@ class Subscription:
         self._config = config
         self._block_ms = max(1, int(block_seconds * 1000))
         self._shutdown = shutdown
+        self._peer_gone = peer_gone
 
     def close(self) -> None:
-        """Release the connection; idempotent (the server calls it when the response ends)."""
+        """Release the connection; idempotent (the server calls it when the response ends).
+        The connection is closed, not kept idle: an idle pool of up to the cap's size
+        would hold Redis connections for subscribers long gone."""
+        connection = self._client.connection
+        if connection is not None:
+            connection.disconnect()
         self._client.close()
         on_close, self._on_close = self._on_close, None
         if on_close is not None:
@@ -168,6 +223,8 @@ class Subscription:
             elif now - last_write >= self._config.heartbeat_seconds:
                 yield ": heartbeat\n\n"
                 last_write = now
+            if self._peer_gone():
+                return
         yield ": server shutting down, reconnect to resume\n\n"
 
     def _format(self, reply: Any) -> Iterator[str]:
@@ -181,6 +238,25 @@ class Subscription:
                 if self._user_id is not None and fields.get("userId") != self._user_id:
                     continue
                 yield f"event: alert\nid: {alert_id}\ndata: {alert}\n\n"
+
+
+def hung_up(sock: socket.socket) -> bool:
+    """True when the peer closed ``sock`` (readable, and a peek reads end of file).
+    Unknown (a TLS socket cannot peek) counts as still there."""
+    try:
+        readable, _, _ = select.select([sock], [], [], 0)
+        return bool(readable) and sock.recv(1, socket.MSG_PEEK) == b""
+    except (ConnectionError, TimeoutError):
+        return True
+    except (OSError, ValueError):
+        return False
+
+
+def _peer_check() -> Callable[[], bool]:
+    sock = request.environ.get("gunicorn.socket")
+    if not isinstance(sock, socket.socket):
+        return lambda: False  # another server: the next write notices a gone client
+    return lambda: hung_up(sock)
 
 
 def _id_tuple(stream_id: str) -> tuple[int, int]:
@@ -203,7 +279,9 @@ def stream_alerts() -> Response:
     user_id = user_id_param()
     last_event_id = _last_event_id_param()
     feed: AlertFeed = current_app.extensions[FEED_EXTENSION]
-    subscription = feed.subscribe(user_id=user_id, last_event_id=last_event_id)
+    subscription = feed.subscribe(
+        user_id=user_id, last_event_id=last_event_id, peer_gone=_peer_check()
+    )
     response = Response(subscription.events(), mimetype="text/event-stream")
     response.call_on_close(subscription.close)
     response.headers["Cache-Control"] = "no-cache"

@@ -156,6 +156,9 @@ def test_fifty_concurrent_subscribers_all_receive_every_alert(live: Live) -> Non
     user = _user()
     alerts = [make_alert(user, transaction_id=f"{user}-{i}") for i in range(20)]
     expected = [a.alertId for a in alerts]
+    # The cap (SSE_MAX_SUBSCRIBERS, 50) counts the earlier tests' streams until the server
+    # noticed they are gone.
+    wait_for(lambda: live.feed.open_subscriptions == 0, timeout=10, what="earlier streams gone")
     # Half filter on the user, half take everything (and pick ours out).
     subs = [live.stream(f"?userId={user}" if i % 2 else "") for i in range(50)]
     for sub in subs:
@@ -163,6 +166,7 @@ def test_fifty_concurrent_subscribers_all_receive_every_alert(live: Live) -> Non
     try:
         for sub in subs:
             sub.wait_connected()
+        assert [sub.status for sub in subs] == [200] * 50
         live.publisher.publish(alerts[:10])
         live.publisher.publish(alerts[10:])
         for sub in subs:
