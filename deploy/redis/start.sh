@@ -5,8 +5,9 @@
 # image's own entrypoint (which drops to the redis user). Fails, and Redis does not
 # start, when a password is missing or not URL-safe (the services put it in REDIS_URL).
 set -eu
-template=/deploy/redis/users.acl.template
-rendered=/run/redis-acl/users.acl
+# (The two paths can be moved for tests/unit/test_compose_prod.py, which runs this.)
+template="${ACL_TEMPLATE:-/deploy/redis/users.acl.template}"
+rendered="${ACL_FILE:-/run/redis-acl/users.acl}"
 
 mkdir -p "$(dirname "$rendered")"
 umask 077
@@ -23,5 +24,7 @@ if grep -q '\${' "$rendered.tmp"; then
   exit 1
 fi
 mv "$rendered.tmp" "$rendered"
-chown -R redis:redis "$(dirname "$rendered")"
+if [ "$(id -u)" = 0 ]; then
+  chown -R redis:redis "$(dirname "$rendered")"
+fi
 exec docker-entrypoint.sh redis-server "$@" --aclfile "$rendered"
