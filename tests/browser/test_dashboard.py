@@ -5,6 +5,9 @@ stores into the test's Redis, served over real HTTP; alerts are published to Kaf
 the detector would. The page must show them live, newest first, count them per type,
 chart the per-second counts, filter by user, and load nothing from outside its origin
 (its Content-Security-Policy turns any such attempt into a logged error, asserted empty).
+The service runs with ``API_KEYS``: the page asks for the key once (a wrong one is
+refused and asked again), keeps it for the tab (a reload does not ask again) and sends
+it with every request, the live stream included.
 The screenshot lands in ``artifacts/dashboard.png``. The other tests check the stats
 endpoint and the page's assets on the dashboard blueprint alone (no browser needed).
 """
@@ -22,8 +25,9 @@ import requests
 from flask import Flask
 from flask.testing import FlaskClient
 
-from alert_service import create_app, dashboard
+from alert_service import api, create_app, dashboard
 from fraud_common import keys
+from fraud_common.api_keys import ApiKeys
 from fraud_common.schemas import Alert
 from tests.browser.chromium import Chromium, find_chromium
 from tests.conftest import TopicNames
@@ -37,6 +41,10 @@ ALERTS_PER_SECOND = 1
 STATS_SPAN = (-400, 120)  # seconds around now that the seeded per-second counts cover
 
 FEED_IDS = "[...document.querySelectorAll('#feed li')].map(li => li.dataset.alertId)"
+KEY = "dashboard-test-key"
+HEADERS = {"X-API-Key": KEY}
+LIVE = "document.getElementById('status').dataset.state === 'live'"
+KEY_FORM_SHOWN = "!document.getElementById('key-form').hidden"
 
 
 def type_count(alert_type: str) -> str:
@@ -60,7 +68,7 @@ def browser() -> Iterator[Chromium]:
 @pytest.fixture
 def dashboard_url(kafka_bootstrap: str, redis_url: str, topics: TopicNames) -> Iterator[str]:
     """The real alert-service (consumer loop running) served over HTTP."""
-    app = create_app(alert_settings(kafka_bootstrap, redis_url, topics))
+    app = create_app(alert_settings(kafka_bootstrap, redis_url, topics, api_keys=f"{KEY},other"))
     with running(app), served(app) as base_url:
         yield base_url
 
@@ -123,10 +131,20 @@ def seed_stats(client: redis.Redis, now: int) -> None:
     pipe.execute()
 
 
+def enter_key(browser: Chromium, key: str) -> None:
+    browser.evaluate(
+        f"document.getElementById('api-key').value = {json.dumps(key)};"
+        "document.getElementById('key-form').requestSubmit(); true"
+    )
+
+
 def stored(base_url: str, alerts: list[Alert]) -> Callable[[], bool]:
     def check() -> bool:
         return all(
-            requests.get(f"{base_url}/api/v1/alerts/{a.alertId}", timeout=5).status_code == 200
+            requests.get(
+                f"{base_url}/api/v1/alerts/{a.alertId}", headers=HEADERS, timeout=5
+            ).status_code
+            == 200
             for a in alerts
         )
 
@@ -148,9 +166,27 @@ def test_dashboard_shows_alerts_live(
         wait_for(stored(dashboard_url, [alert]), timeout=30, interval=0.1, what="an alert stored")
 
     browser.navigate(f"{dashboard_url}/")
+    # The key is asked for first: nothing is shown without it.
     browser.wait_until(
-        "document.getElementById('status').dataset.state === 'live'", what="the live stream"
+        f"{KEY_FORM_SHOWN} && document.getElementById('status').dataset.state === 'locked'",
+        what="the API key form",
     )
+    assert browser.evaluate(FEED_IDS) == []
+    enter_key(browser, "not-the-key")
+    browser.wait_until(
+        f"{KEY_FORM_SHOWN} && document.getElementById('key-form').dataset.refused === ''",
+        what="a wrong key refused and asked again",
+    )
+    assert browser.evaluate("sessionStorage.length") == 0
+    ARTIFACTS.mkdir(exist_ok=True)
+    browser.screenshot(ARTIFACTS / "dashboard-key.png")
+    enter_key(browser, KEY)
+    browser.wait_until(LIVE, what="the live stream")
+    assert browser.evaluate(f"{KEY_FORM_SHOWN} || sessionStorage.length") == 1
+    # The only errors so far are the browser's notes of the refused requests.
+    refused = list(browser.errors)
+    assert refused and all("401" in error for error in refused), refused
+    browser.errors.clear()
     ids = browser.wait_until(f"{FEED_IDS}.length === 2 && {FEED_IDS}", what="the stored alerts")
     assert ids == [before[1].alertId, before[0].alertId]  # newest first
 
@@ -244,6 +280,16 @@ def test_dashboard_shows_alerts_live(
         f"{FEED_IDS}.join() === {json.dumps(live[0].alertId)}", what="carol's alert only"
     )
 
+    # A reload in the same tab keeps the key: live again, never asked.
+    browser.navigate(f"{dashboard_url}/")
+    browser.wait_until(f"{LIVE} && {FEED_IDS}.length === 7", what="live again after a reload")
+    assert browser.evaluate(KEY_FORM_SHOWN) is False
+    after_reload = travel("erin")
+    publisher.publish([after_reload])
+    browser.wait_until(
+        f"{FEED_IDS}[0] === {json.dumps(after_reload.alertId)}", what="a live alert after reload"
+    )
+
     assert browser.errors == [], browser.errors
 
 
@@ -253,6 +299,7 @@ def dashboard_only(redis_client: redis.Redis) -> FlaskClient:
     app = Flask(__name__)
     app.register_blueprint(dashboard.blueprint)
     app.extensions[dashboard.REDIS_EXTENSION] = redis_client
+    app.extensions[api.API_KEYS_EXTENSION] = ApiKeys([])  # open, as without API_KEYS
     return app.test_client()
 
 

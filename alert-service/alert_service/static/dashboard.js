@@ -1,11 +1,17 @@
 // Live dashboard of the alert-service. Plain JavaScript, no build step, no outside requests.
 //
-// Data flow: an EventSource on /api/v1/alerts/stream delivers new alerts; once it is open,
-// /api/v1/alerts loads the stored ones (older, appended below, deduplicated by alertId).
+// Data flow: /api/v1/alerts/stream delivers new alerts as server-sent events, read with
+// fetch() so that the X-API-Key header goes with it (an EventSource cannot send headers,
+// and a key in the URL would land in logs); the frames are parsed here, and a reconnect
+// names the last alert seen in Last-Event-ID so the server replays what was missed.
+// Once the stream is open, /api/v1/alerts loads the stored ones (older, appended below,
+// deduplicated by alertId).
 // Arriving alerts are queued and drawn together in one animation frame, at most every
 // 100 ms (250 ms during a burst): 100 alerts/s cost four DOM insertions a second, and the
 // feed never holds more than FEED_MAX rows.
 // /api/v1/stats is polled for the per-second chart and the throughput figures.
+// API key: when the service answers 401 the page stops, asks for the key once, keeps it in
+// sessionStorage (this tab only, gone when it closes) and sends it with every request.
 "use strict";
 
 (() => {
@@ -21,6 +27,8 @@
   const BURST_INTERVAL_MS = 250;
   const FLASH_MAX = 3; // a batch larger than this is a burst: no highlight animation
   const USER_ID = /^[A-Za-z0-9_.:@-]{1,64}$/;
+  const KEY_STORAGE = "fraud-alerts.api-key";
+  const BACKOFF_MAX_MS = 15000;
 
   const TYPES = {
     large_transaction_detected: "Large amount",
@@ -51,14 +59,21 @@
     alertRate: $("kpi-alert-rate"),
     rowTemplate: $("row-template"),
     typeTemplate: $("type-template"),
+    keyForm: $("key-form"),
+    keyInput: $("api-key"),
+    keyNote: $("key-note"),
   };
 
   const state = {
     userId: "",
     generation: 0, // bumped on every (re)subscription; late answers of older ones are dropped
-    source: null,
+    source: null, // the AbortController of the open stream request
     reconnectTimer: 0,
     reconnectDelay: 1000,
+    retryMs: 2000, // the stream's "retry:" field: the wait before reconnecting a dropped stream
+    locked: false, // waiting for an API key: nothing is requested meanwhile
+    key: "", // the key given in this page, in case sessionStorage is unavailable
+    statsTimer: 0,
     initialLoaded: false,
     lastId: "",
     seen: new Set(),
@@ -311,6 +326,70 @@
     el.typesScope.textContent = parts.join(" · ");
   }
 
+  // ---------------------------------------------------------------- API key
+
+  class Unauthorized extends Error {}
+
+  function storedKey() {
+    try {
+      return sessionStorage.getItem(KEY_STORAGE) || state.key;
+    } catch (error) {
+      return state.key; // storage disabled: kept in memory, asked again on the next load
+    }
+  }
+
+  // fetch() on this origin with the key of this tab; a 401 locks the page and asks for it.
+  async function api(path, options = {}) {
+    const headers = { ...(options.headers || {}) };
+    const key = storedKey();
+    if (key) headers["X-API-Key"] = key;
+    const response = await fetch(path, { cache: "no-store", ...options, headers });
+    if (response.status === 401) {
+      askForKey(Boolean(key));
+      throw new Unauthorized(`HTTP 401 for ${path}`);
+    }
+    return response;
+  }
+
+  function askForKey(refused) {
+    if (state.locked) return;
+    state.locked = true;
+    state.generation += 1; // late answers of the refused requests are dropped
+    closeStream();
+    clearTimeout(state.statsTimer);
+    state.key = "";
+    try {
+      sessionStorage.removeItem(KEY_STORAGE);
+    } catch (error) {
+      // nothing stored
+    }
+    if (refused) {
+      el.keyForm.dataset.refused = "";
+      el.keyNote.textContent = "That API key was not accepted. Enter a valid one.";
+    }
+    el.keyForm.hidden = false;
+    setStatus("locked", "API key needed");
+    el.keyInput.focus();
+  }
+
+  el.keyForm.addEventListener("submit", (event) => {
+    event.preventDefault();
+    const key = el.keyInput.value.trim();
+    if (!key) return;
+    state.key = key;
+    try {
+      sessionStorage.setItem(KEY_STORAGE, key);
+    } catch (error) {
+      console.warn("sessionStorage unavailable: the key is not kept", error);
+    }
+    el.keyInput.value = "";
+    el.keyForm.hidden = true;
+    delete el.keyForm.dataset.refused;
+    state.locked = false;
+    subscribe();
+    pollStats();
+  });
+
   // ---------------------------------------------------------------- stream and list
 
   function query(params) {
@@ -344,60 +423,111 @@
 
   function closeStream() {
     clearTimeout(state.reconnectTimer);
-    if (state.source) state.source.close();
+    if (state.source) state.source.abort();
     state.source = null;
   }
 
   function openStream() {
+    if (state.locked) return;
     const generation = state.generation;
-    // After a failed connection the browser gives up; a new EventSource then names the
-    // last alert seen so the server replays what was missed (the browser's own retries
-    // send Last-Event-ID by themselves).
-    const url = `/api/v1/alerts/stream${query({ userId: state.userId, lastEventId: state.lastId })}`;
-    const source = new EventSource(url);
-    state.source = source;
+    const controller = new AbortController();
+    state.source = controller;
     setStatus("connecting", state.lastId ? "Reconnecting…" : "Connecting…");
-
-    source.addEventListener("open", () => {
-      if (generation !== state.generation) return;
-      state.reconnectDelay = 1000;
-      setStatus("live", state.userId ? "Live · filtered" : "Live");
-      if (!state.initialLoaded) loadInitial(generation);
-    });
-    source.addEventListener("alert", (event) => {
-      if (generation !== state.generation) return;
-      let alert;
-      try {
-        alert = JSON.parse(event.data);
-      } catch (error) {
-        console.warn("unreadable alert event", error);
-        return;
-      }
-      if (event.lastEventId) state.lastId = event.lastEventId;
-      receive(alert);
-    });
-    source.addEventListener("error", () => {
-      if (generation !== state.generation) return;
-      if (!state.initialLoaded) loadInitial(generation);
-      if (source.readyState === EventSource.CLOSED) {
-        const delay = state.reconnectDelay;
-        state.reconnectDelay = Math.min(delay * 2, 15000);
-        setStatus("offline", `Offline · retry in ${Math.round(delay / 1000)} s`);
+    const headers = { Accept: "text/event-stream" };
+    if (state.lastId) headers["Last-Event-ID"] = state.lastId; // replay what was missed
+    let opened = false;
+    let retryAfter = 0;
+    api(`/api/v1/alerts/stream${query({ userId: state.userId })}`, {
+      headers,
+      signal: controller.signal,
+    })
+      .then(async (response) => {
+        if (!response.ok || !response.body) {
+          retryAfter = 1000 * (Number(response.headers.get("Retry-After")) || 0);
+          throw new Error(`HTTP ${response.status}`);
+        }
+        if (generation !== state.generation) return;
+        opened = true;
+        state.reconnectDelay = 1000;
+        setStatus("live", state.userId ? "Live · filtered" : "Live");
+        if (!state.initialLoaded) loadInitial(generation);
+        await readEvents(response.body.getReader(), generation);
+        throw new Error("the stream ended");
+      })
+      .catch((error) => {
+        if (generation !== state.generation || controller.signal.aborted) return;
+        if (error instanceof Unauthorized) return; // the key form is up
+        if (!state.initialLoaded) loadInitial(generation);
+        // A stream that was live comes back after the server's retry interval; a refused
+        // or failed connection backs off (and waits at least the server's Retry-After).
+        let delay = state.retryMs;
+        if (opened) {
+          setStatus("reconnecting", "Reconnecting…");
+        } else {
+          delay = Math.max(state.reconnectDelay, retryAfter);
+          state.reconnectDelay = Math.min(state.reconnectDelay * 2, BACKOFF_MAX_MS);
+          setStatus("offline", `Offline · retry in ${Math.round(delay / 1000)} s`);
+        }
         state.reconnectTimer = setTimeout(() => {
           if (generation === state.generation) openStream();
         }, delay);
-      } else {
-        setStatus("reconnecting", "Reconnecting…");
+      });
+  }
+
+  // Server-sent events as an EventSource parses them: "field: value" lines, a blank line
+  // ends an event, lines starting with ":" are comments (the server's heartbeats).
+  async function readEvents(reader, generation) {
+    const decoder = new TextDecoder();
+    let buffer = "";
+    let event = { type: "", id: null, data: [] };
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) return;
+      if (generation !== state.generation) {
+        reader.cancel();
+        return;
       }
-    });
+      buffer += decoder.decode(value, { stream: true });
+      const lines = buffer.split("\n");
+      buffer = lines.pop();
+      for (const raw of lines) {
+        const line = raw.endsWith("\r") ? raw.slice(0, -1) : raw;
+        if (line === "") {
+          dispatchEvent(event);
+          event = { type: "", id: null, data: [] };
+          continue;
+        }
+        if (line.startsWith(":")) continue;
+        const colon = line.indexOf(":");
+        const field = colon < 0 ? line : line.slice(0, colon);
+        let text = colon < 0 ? "" : line.slice(colon + 1);
+        if (text.startsWith(" ")) text = text.slice(1);
+        if (field === "data") event.data.push(text);
+        else if (field === "event") event.type = text;
+        else if (field === "id") event.id = text;
+        else if (field === "retry" && /^\d+$/.test(text)) state.retryMs = Number(text);
+      }
+    }
+  }
+
+  function dispatchEvent(event) {
+    if (event.id !== null) state.lastId = event.id;
+    if (event.type !== "alert" || !event.data.length) return;
+    let alert;
+    try {
+      alert = JSON.parse(event.data.join("\n"));
+    } catch (error) {
+      console.warn("unreadable alert event", error);
+      return;
+    }
+    receive(alert);
   }
 
   async function loadInitial(generation) {
     state.initialLoaded = true;
     try {
-      const response = await fetch(
+      const response = await api(
         `/api/v1/alerts${query({ userId: state.userId, limit: String(INITIAL_LIMIT) })}`,
-        { cache: "no-store" },
       );
       if (!response.ok) throw new Error(`HTTP ${response.status}`);
       const body = await response.json();
@@ -407,7 +537,7 @@
       el.empty.textContent = "No alerts yet. New ones appear here as they are raised.";
       el.empty.hidden = el.feed.childElementCount > 0;
     } catch (error) {
-      if (generation !== state.generation) return;
+      if (generation !== state.generation || error instanceof Unauthorized) return;
       console.warn("could not load the stored alerts", error);
       state.initialLoaded = false; // try again on the next open or error
       el.empty.textContent = "Could not load the stored alerts; retrying…";
@@ -417,8 +547,10 @@
   // ---------------------------------------------------------------- stats and chart
 
   async function pollStats() {
+    clearTimeout(state.statsTimer);
+    if (state.locked) return; // started again once a key is given
     try {
-      const response = await fetch(`/api/v1/stats?seconds=${STATS_SECONDS + 1}`, { cache: "no-store" });
+      const response = await api(`/api/v1/stats?seconds=${STATS_SECONDS + 1}`);
       if (!response.ok) throw new Error(`HTTP ${response.status}`);
       const body = await response.json();
       // The last second is still filling up: leave it out so the lines do not dip at the end.
@@ -430,11 +562,12 @@
       el.chartNote.hidden = true;
       renderStats();
     } catch (error) {
+      if (error instanceof Unauthorized) return;
       el.chartNote.textContent = "stats unavailable, retrying";
       el.chartNote.hidden = false;
-    } finally {
-      setTimeout(pollStats, STATS_POLL_MS);
     }
+    clearTimeout(state.statsTimer);
+    if (!state.locked) state.statsTimer = setTimeout(pollStats, STATS_POLL_MS);
   }
 
   const sum = (values) => values.reduce((a, b) => a + b, 0);
