@@ -86,6 +86,13 @@ CONSUMER_LAG = Gauge(
     # drops a dead worker's values instead of keeping them forever, and needs no pid label.
     multiprocess_mode="livemax",
 )
+CONSUMER_LAST_POLL = Gauge(
+    "fraud_consumer_last_poll_timestamp_seconds",
+    "When the consumer loop last polled (Unix time); it stops moving while the loop "
+    "retries a batch (a dependency away) or is stuck.",
+    ["group"],
+    multiprocess_mode="livemin",  # the stalest live consumer of the group
+)
 DEAD_LETTERS = Counter(
     "fraud_dead_letters",
     "Messages set aside by a consumer loop, by the dead-letter topic they went to.",

@@ -31,6 +31,7 @@ from typing import Self
 from confluent_kafka import KafkaException
 
 from fraud_common.kafka.topics import contract_topics, ensure_topics
+from fraud_common.metrics import MULTIPROC_ENV, prepare_multiprocess_dir
 from tools.dependencies import Dependency, terminal_interrupt_blocked
 from tools.local_services import RedisServer, TansuBroker, free_port, wait_for
 from tools.service_process import (
@@ -156,6 +157,8 @@ class DevStack:
                     log_dir=self.log_dir,
                 )
                 self.services[service.name] = process
+                # Each master also empties it on start (gunicorn_hooks.on_starting).
+                prepare_multiprocess_dir(self._metrics_dir(service))
                 process.start()
             deadline = time.monotonic() + timeout
             for process in self.services.values():
@@ -246,8 +249,13 @@ class DevStack:
                     raise
                 time.sleep(0.5)
 
+    def _metrics_dir(self, service: ServiceSpec) -> Path:
+        """The service's PROMETHEUS_MULTIPROC_DIR: its workers' metric files."""
+        return self.state_dir / "metrics" / service.name
+
     def _service_env(self, service: ServiceSpec) -> dict[str, str]:
         settings: dict[str, str | None] = {
+            MULTIPROC_ENV: str(self._metrics_dir(service)),
             "KAFKA_BOOTSTRAP_SERVERS": self.kafka_bootstrap_servers,
             "REDIS_URL": self.redis_url,
             "LOG_LEVEL": self.log_level,

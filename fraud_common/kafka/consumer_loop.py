@@ -177,8 +177,11 @@ class LagReporter:
         self._interval = interval
         self._next = 0.0
         self._reported: set[tuple[str, int]] = set()
+        self._last_poll = metrics.CONSUMER_LAST_POLL.labels(group)
 
     def maybe_report(self, consumer: Consumer) -> None:
+        """Called after each poll: the heartbeat always, the lag when it is due."""
+        self._last_poll.set(time.time())
         now = time.monotonic()
         if now < self._next:
             return
