@@ -61,6 +61,8 @@ TRANSACTIONS_EVALUATED = Counter(
     "Transactions decided by the detector, first decisions only, by decision.",
     ["decision"],
 )
+for _decision in ("approve", "review", "decline", "error"):
+    TRANSACTIONS_EVALUATED.labels(_decision)  # present at 0 from the start: rate() works
 RULE_HITS = Counter(
     "fraud_rule_hits",
     "Rules that fired on first decisions, by rule id and mode (active or shadow).",

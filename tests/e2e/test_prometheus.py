@@ -219,6 +219,10 @@ def test_every_target_is_up_and_the_rules_load(prometheus: PrometheusApi) -> Non
     wait_for(lambda: _targets_up(prometheus), timeout=30, interval=0.2, what="3 targets up")
     targets = prometheus.get("/api/v1/targets")["activeTargets"]
     assert {t["labels"]["job"] for t in targets} == set(JOBS)
+    # Every decision is a series from the start (at 0), under gunicorn too.
+    for decision in ("approve", "review", "decline", "error"):
+        query = f'fraud_transactions_evaluated_total{{decision="{decision}"}}'
+        assert prometheus.value(f"sum({query})") is not None, query
 
     def rules_evaluated() -> bool:
         groups = prometheus.get("/api/v1/rules")["groups"]
