@@ -50,6 +50,12 @@ MAX_DECIMAL_PLACES = 18
 _NUMERIC_STRING = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
 _LEAP_SECOND = re.compile(r"T?\d{2}:\d{2}:60")
 _ALERT_NAMESPACE = uuid.UUID("6f1c3a55-0d2e-4f8a-9a57-3c1f2b7e9d10")
+# An alert as stored and shown: its id is a UUID (alert_id), its free-form parts bounded,
+# so a forged message on fraud-alerts fails to decode and is dead-lettered.
+ALERT_ID_PATTERN = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
+ALERT_TYPE_PATTERN = r"^[a-z0-9_]{1,128}$"  # as rules.yaml's alert_type
+MAX_ALERT_MESSAGE = 1000
+MAX_ALERT_DETAILS_BYTES = 8192
 
 
 def _error(kind: str, message: str) -> PydanticCustomError:
@@ -343,13 +349,13 @@ class Alert(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="ignore")
 
-    alertId: str
-    alertType: str = Field(min_length=1, max_length=128)
-    severity: str = "medium"
+    alertId: str = Field(pattern=ALERT_ID_PATTERN)
+    alertType: str = Field(pattern=ALERT_TYPE_PATTERN)
+    severity: str = Field(default="medium", pattern=r"^[a-z]{1,16}$")
     transaction: Transaction
     timestamp: datetime
     details: dict[str, Any] = Field(default_factory=dict)
-    message: str = ""
+    message: str = Field(default="", max_length=MAX_ALERT_MESSAGE)
     ruleId: str | None = Field(default=None, max_length=64)
     rulesVersion: str | None = Field(default=None, max_length=64)
     riskScore: int | None = Field(default=None, ge=0, le=100)
@@ -358,6 +364,17 @@ class Alert(BaseModel):
     _times = field_validator("timestamp", mode="before")(
         classmethod(lambda cls, v: parse_timestamp(v))
     )
+
+    @field_validator("details")
+    @classmethod
+    def _details_bounded(cls, value: dict[str, Any]) -> dict[str, Any]:
+        try:
+            size = len(dumps(value).encode())
+        except (TypeError, ValueError) as exc:
+            raise ValueError("details must be JSON") from exc
+        if size > MAX_ALERT_DETAILS_BYTES:
+            raise ValueError(f"details are {size} bytes as JSON, at most {MAX_ALERT_DETAILS_BYTES}")
+        return value
 
     @field_serializer("timestamp")
     def _time_text(self, value: datetime) -> str:

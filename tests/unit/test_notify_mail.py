@@ -28,7 +28,7 @@ def _alert(
         receivedAt=WHEN,
     )
     return Alert(
-        alertId="a-1",
+        alertId="0b0c6f6e-2d4f-5b8e-9a57-7d1f3c2b1a10",
         alertType=alert_type,
         severity="high",
         transaction=txn,
@@ -79,7 +79,7 @@ def test_message_has_text_and_html_alternatives() -> None:
     assert "2026-11-28 10:00:00 UTC" in body
     assert "Detail: previous_location" in body and "New York" in body
     assert message["To"] == "a@example.com, b@example.com"
-    assert message["Message-ID"] == "<a-1@fraud.example>"
+    assert message["Message-ID"] == "<0b0c6f6e-2d4f-5b8e-9a57-7d1f3c2b1a10@fraud.example>"
 
 
 def test_html_is_escaped_and_headers_stay_one_line() -> None:
