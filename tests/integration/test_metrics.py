@@ -4,6 +4,9 @@ detector's series after real batches (in-process: the default registry)."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -14,6 +17,7 @@ import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
+from fraud_common import metrics
 from tests.conftest import TopicNames
 from tests.support.detector_factories import transaction
 from tests.support.detector_running import (
@@ -24,7 +28,7 @@ from tests.support.detector_running import (
     start_detector,
 )
 from tests.support.transaction_server import new_topics, transaction_server
-from tools.devstack import ServiceProcess
+from tools.devstack import REPO, ServiceProcess
 from tools.local_services import RedisServer, wait_for
 
 pytestmark = pytest.mark.integration
@@ -202,3 +206,66 @@ def test_detector_counts_decisions_rule_hits_latency_dead_letters_and_lag(
     wait_for(lambda: detector.status.processed >= processed + 2, timeout=30, what="redelivery")
     again = _detector_metrics(detector)
     assert value(again, evaluated) == value(after, evaluated)
+
+
+# -- multiprocess gauges -------------------------------------------------------------
+
+_SET_LAG = """
+import sys
+from fraud_common import metrics
+metrics.CONSUMER_LAG.labels("g", "t", "0").set(float(sys.argv[1]))
+print("set", flush=True)
+sys.stdin.read()  # alive until the test closes stdin
+"""
+
+
+def test_lag_is_the_live_owners_and_a_dead_workers_value_goes(tmp_path: Path) -> None:
+    """Two processes report the same partition's lag (the one that lost it reports 0):
+    /metrics shows the larger, and once that process is gone (no child_exit hook ran),
+    its value no longer counts."""
+    env = {**os.environ, metrics.MULTIPROC_ENV: str(tmp_path)}
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-c", _SET_LAG, lag],
+            env=env,
+            cwd=REPO,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for lag in ("7", "0")
+    ]
+    try:
+        for process in processes:
+            assert process.stdout is not None and process.stdout.readline() == "set\n"
+        assert _lag_in(tmp_path) == 7.0
+        owner = processes[0]
+        assert owner.stdin is not None
+        owner.stdin.close()
+        owner.wait(10)
+        assert _lag_in(tmp_path) == 0.0  # the live one's value, the dead one's dropped
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                process.kill()
+                process.wait(10)
+
+
+def _lag_in(path: Path) -> float | None:
+    """``fraud_consumer_lag`` as /metrics serves it with ``path`` as the directory."""
+    script = (
+        "from fraud_common import metrics; import sys; "
+        "sys.stdout.write(metrics.exposition()[0].decode())"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        env={**os.environ, metrics.MULTIPROC_ENV: str(path)},
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
+    samples = parse(result.stdout)
+    lag = [v for (name, _), v in samples.items() if name == "fraud_consumer_lag"]
+    return lag[0] if lag else None
