@@ -17,7 +17,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -28,8 +27,13 @@ import redis
 import yaml
 
 from fraud_common import keys
-from tests.support.durable_redis import DurableRedisServer, require_valkey
-from tools.local_services import port_open
+from tests.support.redis_acl import (
+    PASSWORDS,
+    USERS,
+    AclRedisServer,
+    render_acl,
+    start_acl_server,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 PROD = REPO / "docker-compose.prod.yml"
@@ -357,68 +361,15 @@ def test_prod_services_get_the_development_environment(name: str) -> None:
 
 # -- the Redis ACL users, on a real server --------------------------------------
 
-PASSWORDS = {
-    "REDIS_ADMIN_PASSWORD": "admin-pw-1",
-    "REDIS_TRANSACTION_PASSWORD": "txn-pw-2",
-    "REDIS_DETECTOR_PASSWORD": "detector-pw-3",
-    "REDIS_ALERT_PASSWORD": "alert-pw-4",
-}
-USERS = {
-    "transaction-service": "REDIS_TRANSACTION_PASSWORD",
-    "fraud-detection-service": "REDIS_DETECTOR_PASSWORD",
-    "alert-service": "REDIS_ALERT_PASSWORD",
-}
-ENTRYPOINT = """#!/bin/sh
-printf '%s\\n' "$@" > "$ARGS"
-"""
 NOT_KEYS = {"notify_group", "pending_shard", "PREFIX", "PENDING_SHARDS"}
 READ_ONLY = {("alert-service", "stats_transactions")}
 
 
-def render_acl(tmp_path: Path, passwords: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    """deploy/redis/start.sh as the container runs it, the image's entrypoint replaced by a
-    script that records the arguments it would start redis-server with."""
-    (tmp_path / "bin").mkdir(exist_ok=True)
-    entrypoint = tmp_path / "bin" / "docker-entrypoint.sh"
-    entrypoint.write_text(ENTRYPOINT)
-    entrypoint.chmod(0o755)
-    env = {
-        "PATH": f"{tmp_path / 'bin'}:/usr/bin:/bin",
-        "ARGS": str(tmp_path / "args"),
-        "ACL_TEMPLATE": str(REPO / "deploy/redis/users.acl.template"),
-        "ACL_FILE": str(tmp_path / "acl" / "users.acl"),
-        **passwords,
-    }
-    return subprocess.run(
-        ["sh", str(REPO / "deploy/redis/start.sh"), "--appendonly", "yes"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
-
-
-class AclRedisServer(DurableRedisServer):
-    """Ready once it answers at all: with the default user off, PING says NOAUTH."""
-
-    def _ready(self) -> bool:
-        if not port_open(self.port):
-            return False
-        with socket.create_connection(("127.0.0.1", self.port), 1) as s:
-            s.sendall(b"PING\r\n")
-            return s.recv(64).startswith((b"+PONG", b"-NOAUTH"))
-
-
 @pytest.fixture(scope="module")
 def acl_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AclRedisServer]:
-    binary = require_valkey()
-    tmp_path = tmp_path_factory.mktemp("acl")
-    result = render_acl(tmp_path, PASSWORDS)
-    assert result.returncode == 0, result.stderr
-    args = (tmp_path / "args").read_text().splitlines()
-    assert args[0] == "redis-server" and args[-2] == "--aclfile"
-    with AclRedisServer(binary=binary, extra=("--aclfile", args[-1])) as server:
-        yield server
+    server = start_acl_server(tmp_path_factory.mktemp("acl"))
+    yield server
+    server.stop()
 
 
 @pytest.fixture(scope="module")
@@ -564,7 +515,8 @@ CLIENT_COMMANDS = {
                                 ["HGETALL", "K"], ["HINCRBY", "K", "f", "1"], ["RPUSH", "K", "v"]],
     "alert-service": [["XREAD", "STREAMS", "K", "0"], ["XREADGROUP", "GROUP", "g", "c",
                       "STREAMS", "K", ">"], ["XACK", "K", "g", "0-1"], ["XPENDING", "K", "g"],
-                      ["XGROUP", "CREATE", "K", "g", "$", "MKSTREAM"], ["XRANGE", "K", "-", "+"],
+                      ["XGROUP", "CREATE", "K", "g", "$", "MKSTREAM"],
+                      ["XGROUP", "DELCONSUMER", "K", "g", "c"], ["XRANGE", "K", "-", "+"],
                       ["XREVRANGE", "K", "+", "-"], ["MGET", "K"]],
 }  # fmt: skip
 COMMON = [["PING"], ["HELLO", "3"], ["CLIENT", "SETNAME", "n"], ["SELECT", "0"],
