@@ -304,6 +304,12 @@ def test_a_shadow_rule_is_counted_but_never_alerts_nor_scores(
     )
     try:
         with serve(running.app) as url:
+
+            def counters() -> dict[str, dict[str, int]]:
+                rules = requests.get(f"{url}/api/v1/rules", timeout=5).json()["rules"]
+                return {r["id"]: r["stats"] for r in rules}
+
+            before = counters()  # the module's Redis has counted other tests' decisions
             medium = transaction(user=f"shadow-{uuid.uuid4().hex[:6]}", amount="500")
             large = transaction(user=f"shadow-{uuid.uuid4().hex[:6]}", amount="15000")
             TopicWriter(kafka_bootstrap, topics.transactions).send([medium, large])
@@ -312,9 +318,10 @@ def test_a_shadow_rule_is_counted_but_never_alerts_nor_scores(
                 timeout=60,
                 what="both decisions",
             )
+            after = counters()
             stats = {
-                r["id"]: r["stats"]
-                for r in requests.get(f"{url}/api/v1/rules", timeout=5).json()["rules"]
+                rule: {name: after[rule][name] - before[rule][name] for name in after[rule]}
+                for rule in after
             }
     finally:
         running.stop()
