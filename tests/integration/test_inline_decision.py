@@ -36,6 +36,7 @@ from tests.support.detector_running import (
 from tests.support.transaction_server import assert_conforms, new_topics, transaction_server
 from tools.devstack import ServiceProcess
 from tools.local_services import RedisServer, wait_for
+from transaction_service.idempotency import scoped_key
 
 pytestmark = pytest.mark.integration
 
@@ -126,7 +127,7 @@ def stored_text(store: redis.Redis, key: str) -> str:
 
 def stored_transaction_id(store: redis.Redis, idempotency_key: str) -> str:
     """The transactionId of the response stored for ``idempotency_key``."""
-    record = json.loads(stored_text(store, keys.idempotency(idempotency_key)))
+    record = json.loads(stored_text(store, keys.idempotency(scoped_key(idempotency_key))))
     return str(json.loads(record["body"])["transactionId"])
 
 
@@ -402,7 +403,8 @@ def test_a_replay_and_the_first_request_both_wake_and_agree(
     replay = InBackground(lambda: post(undecided, body, **headers))
     wait_for(lambda: blocked_waits(store) == 2, timeout=10)
     transaction_id = stored_transaction_id(store, headers["Idempotency-Key"])
-    stored = json.loads(stored_text(store, keys.idempotency(headers["Idempotency-Key"])))
+    record_key = keys.idempotency(scoped_key(headers["Idempotency-Key"]))
+    stored = json.loads(stored_text(store, record_key))
 
     signalled = time.monotonic()
     decide_as_the_detector(store, transaction_id, "approve")

@@ -27,6 +27,7 @@ from tests.support.transaction_server import (
 )
 from tools.devstack import ServiceProcess
 from tools.local_services import RedisServer, TansuBroker, wait_for
+from transaction_service.idempotency import scoped_key
 from transaction_service.validation import transaction_id_for
 
 pytestmark = pytest.mark.integration
@@ -120,7 +121,8 @@ def test_broker_away_gets_bounded_503s_and_comes_back_without_restart(
 
         # Nothing was accepted: no record, nothing readable under the id the key derives.
         assert set(redis_client.keys("fraud:txn:*")) == stored_before
-        lookup = requests.get(f"{server.url}{TRANSACTIONS}/{transaction_id_for(key)}", timeout=10)
+        derived = transaction_id_for(scoped_key(key))
+        lookup = requests.get(f"{server.url}{TRANSACTIONS}/{derived}", timeout=10)
         assert lookup.status_code == 404
         wait_for(lambda: health_says(server, "kafka", "disconnected"), timeout=30, what="health")
 
@@ -142,7 +144,7 @@ def test_broker_away_gets_bounded_503s_and_comes_back_without_restart(
             raise
         assert {a.status_code for a in answers[:-1]} <= {503}
         accepted = answers[-1].json()
-        assert accepted["transactionId"] == transaction_id_for(key)
+        assert accepted["transactionId"] == transaction_id_for(scoped_key(key))
         wait_for(lambda: health_says(server, "kafka", "connected"), timeout=30, what="health")
 
         published = messages_for(bootstrap, topics["TRANSACTIONS_TOPIC"], user, 1)

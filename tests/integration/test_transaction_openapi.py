@@ -29,7 +29,7 @@ from fraud_common.schemas import Decision
 from tests.support.transaction_server import assert_conforms, new_topics, transaction_server
 from tools.devstack import ServiceProcess
 from transaction_service import create_app
-from transaction_service.idempotency import fingerprint
+from transaction_service.idempotency import fingerprint, scoped_key
 from transaction_service.openapi import build_document
 from transaction_service.settings import TransactionServiceSettings
 
@@ -130,7 +130,7 @@ def test_real_responses_conform(
         "fingerprint": fingerprint(TRANSACTIONS, as_parsed),
         "owner": "x",
     }
-    redis_client.set(keys.idempotency(busy_key), json.dumps(marker), ex=30)
+    redis_client.set(keys.idempotency(scoped_key(busy_key)), json.dumps(marker), ex=30)
     in_flight = requests.post(
         f"{url}{TRANSACTIONS}", json=body, headers={"Idempotency-Key": busy_key}, timeout=10
     )

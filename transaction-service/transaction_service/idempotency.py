@@ -10,6 +10,11 @@ that claimed it:
 - complete: the marker is replaced by the response (24 h), only by its owner;
 - release: a failed request deletes its own marker, so the client can retry.
 
+Keys are scoped per API key: `validate_key` returns ``<scope>:<Idempotency-Key>``, the
+scope being the first 32 hex digits of the sha256 of the presented ``X-API-Key`` (or
+``anon`` when API keys are off). Two clients that pick the same Idempotency-Key never see
+each other's responses, nor get each other's transaction id (derived from the scoped key).
+
 All state is in Redis, so this holds across gunicorn workers and service replicas.
 With ``REDIS_DURABILITY`` on, completing waits until the response is on Redis's disk
 (`fraud_common.durability`), so a replay survives a host crash of Redis.
@@ -25,14 +30,18 @@ from decimal import Decimal
 from typing import Any
 
 import redis
+from flask import current_app, has_request_context, request
 
 from fraud_common import keys
+from fraud_common.api_keys import HEADER as API_KEY_HEADER
 from fraud_common.durability import RedisDurability
 from fraud_common.http_errors import ApiError, validation_error
 
 MAX_KEY_LENGTH = 255
 HEADER = "Idempotency-Key"
 REPLAYED_HEADER = "Idempotent-Replayed"
+ANONYMOUS_SCOPE = "anon"
+_CONTEXT_EXTENSION = "transaction_service"  # transaction_service.context.EXTENSION
 
 # Replace/delete the record only while it still holds the caller's own marker.
 _COMPLETE = """
@@ -64,15 +73,40 @@ class Claim:
     marker: str
 
 
-def validate_key(value: str | None) -> str | None:
-    """The header's value, or None when absent; `ApiError` 400 when empty or too long."""
+def validate_key(value: str | None, scope: str | None = None) -> str | None:
+    """The header's value scoped to the caller (``<scope>:<value>``, see `scoped_key`),
+    or None when absent; `ApiError` 400 when empty or too long. ``scope`` defaults to
+    the current request's (`request_scope`)."""
     if value is None:
         return None
     if not value.strip() or len(value) > MAX_KEY_LENGTH:
         raise validation_error(
             [{"field": HEADER, "message": f"must be 1-{MAX_KEY_LENGTH} characters"}]
         )
-    return value
+    return scoped_key(value, request_scope() if scope is None else scope)
+
+
+def scope_of(presented_api_key: str | None, keys_enabled: bool) -> str:
+    """Whose Idempotency-Keys: a hash of the API key (never the key), or ``anon``."""
+    if not keys_enabled or not presented_api_key:
+        return ANONYMOUS_SCOPE
+    return hashlib.sha256(presented_api_key.encode()).hexdigest()[:32]
+
+
+def scoped_key(value: str, scope: str = ANONYMOUS_SCOPE) -> str:
+    """``<scope>:<Idempotency-Key>``: what the Redis record and the transaction id use."""
+    return f"{scope}:{value}"
+
+
+def request_scope() -> str:
+    """The scope of the current request: its ``X-API-Key`` when the service checks keys
+    (the request got past that check, so the key is a valid one)."""
+    if not has_request_context():
+        return ANONYMOUS_SCOPE
+    context = current_app.extensions.get(_CONTEXT_EXTENSION)
+    api_keys = getattr(context, "api_keys", None)
+    enabled = bool(api_keys is not None and api_keys.enabled)
+    return scope_of(request.headers.get(API_KEY_HEADER), enabled)
 
 
 def _canonical_default(value: Any) -> Any:
@@ -110,7 +144,8 @@ class IdempotencyStore:
         self._release = client.register_script(_RELEASE)
 
     def claim(self, key: str, request_fingerprint: str) -> Claim | StoredResponse:
-        """Claim ``key`` for this request, or return the response to replay.
+        """Claim ``key`` (scoped, as `validate_key` returns it) for this request, or
+        return the response to replay.
 
         Raises `ApiError` 422 (key used with another request) or 409 (still in flight),
         and `redis.RedisError` when Redis is away.
