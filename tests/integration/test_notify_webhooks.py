@@ -68,9 +68,47 @@ def test_receiver_verifies_the_signature_of_each_alert(
         assert request.body == alert.to_json().encode()
         assert json.loads(request.body)["alertId"] == alert.alertId
         signature = request.headers["X-Signature"]
-        assert verify_signature(SECRET, signature, request.body)
-        assert not verify_signature(SECRET, signature, request.body.replace(b"u", b"v", 1))
-        assert not verify_signature("another-secret", signature, request.body)
+        assert verify_signature(SECRET, signature, alert.alertId, request.body)
+        assert not verify_signature(
+            SECRET, signature, alert.alertId, request.body.replace(b"u", b"v", 1)
+        )
+        assert not verify_signature("another-secret", signature, alert.alertId, request.body)
+        other = next(a.alertId for a in alerts if a is not alert)
+        assert not verify_signature(SECRET, signature, other, request.body)  # id is signed
+
+
+def test_each_webhook_signs_with_its_own_secret(
+    redis_client: redis.Redis, redis_url: str, kafka_bootstrap: str
+) -> None:
+    secrets = ("first-receiver-secret", "second-receiver-secret")
+    with (
+        WebhookReceiver() as first,
+        WebhookReceiver() as second,
+        dlq_producer(kafka_bootstrap) as producer,
+    ):
+        settings = notify_settings(
+            redis_url,
+            kafka_bootstrap,
+            webhook_urls=[first.url, second.url],
+            webhook_secrets=",".join(secrets),
+        )
+        with start_channels(settings, redis_client, producer):
+            alert = make_alert("u-own-secret")
+            publish(redis_client, alert)
+            wait_until(
+                lambda: len(first.successes()) == len(second.successes()) == 1, "both delivered"
+            )
+    checks: list[tuple[WebhookReceiver, str, str]] = [
+        (first, secrets[0], secrets[1]),
+        (second, secrets[1], secrets[0]),
+    ]
+    for receiver, own, others in checks:
+        (request,) = receiver.all()
+        signature = request.headers["X-Signature"]
+        assert request.headers["X-Alert-Id"] == alert.alertId
+        assert verify_signature(own, signature, alert.alertId, request.body)
+        assert not verify_signature(others, signature, alert.alertId, request.body)
+        assert not verify_signature(SECRET, signature, alert.alertId, request.body)
 
 
 def test_receiver_failing_twice_gets_the_alert_once_without_holding_back_the_next(

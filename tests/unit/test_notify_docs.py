@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
@@ -16,7 +17,8 @@ from tests.support.notify_support import WebhookReceiver
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "webhooks.md"
 SECRET = "whsec_docs"
-BODY = b'{"alertId":"a1","transaction":{"userId":"u123","amount":"25000"}}'
+ALERT_ID = "0b0c6f6e-2d4f-5b8e-9a57-7d1f3c2b1a10"
+BODY = b'{"alertId":"0b0c6f6e-2d4f-5b8e-9a57-7d1f3c2b1a10","transaction":{"userId":"u123"}}'
 
 
 def _blocks(language: str, doc: Path = DOC) -> list[str]:
@@ -32,17 +34,29 @@ def test_python_snippet_verifies_and_refuses() -> None:
     namespace: dict[str, Any] = {}
     exec(_blocks("python")[0], namespace)  # noqa: S102 - our own documentation
     verify = namespace["verify_signature"]
-    header = signature_header(SECRET, BODY)
-    assert verify(SECRET, header, BODY)
-    assert not verify(SECRET, header, BODY.replace(b"25000", b"95000"))
-    assert not verify("wrong", header, BODY)
-    assert not verify(SECRET, signature_header(SECRET, BODY, int(time.time()) - 301), BODY)
-    assert not verify(SECRET, "garbage", BODY)
+    header = signature_header(SECRET, ALERT_ID, BODY)
+    assert verify(SECRET, header, ALERT_ID, BODY)
+    assert not verify(SECRET, header, ALERT_ID, BODY.replace(b"u123", b"u124"))
+    assert not verify(SECRET, header, ALERT_ID.replace("a10", "a11"), BODY)
+    assert not verify(SECRET, header, "", BODY)
+    assert not verify("wrong", header, ALERT_ID, BODY)
+    old = signature_header(SECRET, ALERT_ID, BODY, int(time.time()) - 301)
+    assert not verify(SECRET, old, ALERT_ID, BODY)
+    assert not verify(SECRET, "garbage", ALERT_ID, BODY)
 
 
 @pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl is not installed")
-@pytest.mark.parametrize(("body", "verdict"), [(BODY, "signature valid"), (b"{}", "INVALID")])
-def test_shell_snippet_verifies_and_refuses(tmp_path: Path, body: bytes, verdict: str) -> None:
+@pytest.mark.parametrize(
+    ("body", "alert_id", "verdict"),
+    [
+        (BODY, ALERT_ID, "signature valid"),
+        (b"{}", ALERT_ID, "INVALID"),
+        (BODY, ALERT_ID.replace("a10", "a11"), "INVALID"),
+    ],
+)
+def test_shell_snippet_verifies_and_refuses(
+    tmp_path: Path, body: bytes, alert_id: str, verdict: str
+) -> None:
     (tmp_path / "body.json").write_bytes(body)
     result = subprocess.run(
         ["bash", "-c", _blocks("sh")[0]],
@@ -50,7 +64,8 @@ def test_shell_snippet_verifies_and_refuses(tmp_path: Path, body: bytes, verdict
         env={
             "PATH": "/usr/bin:/bin",
             "WEBHOOK_SECRET": SECRET,
-            "header": signature_header(SECRET, BODY),
+            "header": signature_header(SECRET, ALERT_ID, BODY),
+            "alert_id": alert_id,
         },
         capture_output=True,
         text=True,
@@ -77,5 +92,6 @@ def test_shell_test_request_is_correctly_signed() -> None:
             check=True,
         )
     (request,) = receiver.all()
-    assert request.headers["X-Alert-Id"] == "test-1"
-    assert verify_signature(SECRET, request.headers["X-Signature"], request.body)
+    alert_id = request.headers["X-Alert-Id"]
+    assert json.loads(request.body)["alertId"] == alert_id
+    assert verify_signature(SECRET, request.headers["X-Signature"], alert_id, request.body)

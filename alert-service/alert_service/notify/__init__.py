@@ -69,11 +69,9 @@ def build_channel_workers(
         raise ValueError("the notification channels need a Redis client with decode_responses")
     tuning = _fit_to_client(tuning or Tuning(), redis_client)
     senders: list[tuple[Deliverer, float]] = []
-    if settings.webhook_urls and settings.webhook_secret is not None:
-        secret = settings.webhook_secret.get_secret_value()
-        for url in dict.fromkeys(settings.webhook_urls):
-            timeout = settings.webhook_timeout_seconds
-            senders.append((WebhookSender(url, secret, timeout=timeout), timeout))
+    for url, secret in settings.webhook_targets():  # each URL with its own secret
+        timeout = settings.webhook_timeout_seconds
+        senders.append((WebhookSender(url, secret, timeout=timeout), timeout))
     if settings.smtp_host and settings.email_to:
         password = settings.smtp_password.get_secret_value() if settings.smtp_password else None
         email = EmailSender(

@@ -1,4 +1,5 @@
-"""Webhook channel: each alert POSTed as JSON to one URL, signed (see `signing`)."""
+"""Webhook channel: each alert POSTed as JSON to one URL, signed with that URL's secret
+(see `signing`; the signature covers the alert id sent in ``X-Alert-Id``)."""
 
 from __future__ import annotations
 
@@ -44,7 +45,7 @@ class WebhookSender:
         headers = {
             "Content-Type": "application/json",
             "User-Agent": USER_AGENT,
-            HEADER: signature_header(self._secret, payload),
+            HEADER: signature_header(self._secret, alert.alertId, payload),
             "X-Alert-Id": alert.alertId,
             "X-Alert-Type": alert.alertType,
         }
