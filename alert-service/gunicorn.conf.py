@@ -17,7 +17,7 @@ from typing import Any
 
 # The shared hooks, with post_worker_init extended below.
 from fraud_common import gunicorn_hooks
-from fraud_common.gunicorn_hooks import worker_exit  # noqa: F401 - a gunicorn hook
+from fraud_common.gunicorn_hooks import child_exit, on_starting, worker_exit  # noqa: F401 - hooks
 
 bind = f"{os.environ.get('HOST', '0.0.0.0')}:{os.environ.get('PORT', '5000')}"
 workers = int(os.environ.get("WEB_CONCURRENCY", "1"))

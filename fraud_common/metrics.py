@@ -21,6 +21,7 @@ import shutil
 import time
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 from flask import Flask, Response, g, request
 from prometheus_client import (
@@ -111,6 +112,21 @@ NOTIFICATIONS = Counter(
     "later, dead_lettered: given up, suppressed: within the cooldown).",
     ["channel", "result"],
 )
+
+
+OPENAPI_PATH_ITEM: dict[str, Any] = {
+    "get": {
+        "operationId": "metrics",
+        "summary": "Prometheus metrics (text exposition format); no API key",
+        "responses": {
+            "200": {
+                "description": "every series of the service, summed over its workers",
+                "content": {"text/plain": {"schema": {"type": "string"}}},
+            }
+        },
+    }
+}
+"""``/metrics`` as every service's OpenAPI document describes it."""
 
 
 def multiprocess_dir() -> Path | None:

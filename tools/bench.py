@@ -174,7 +174,10 @@ def alert_latency(
 
     def follow() -> None:
         connection = http.client.HTTPConnection(*alerts, timeout=30)
-        connection.request("GET", "/api/v1/alerts/stream", headers={"Accept": "text/event-stream"})
+        headers = {"Accept": "text/event-stream"}
+        if api_key:  # the alert-service's data routes need it too when API_KEYS is set
+            headers["X-API-Key"] = api_key
+        connection.request("GET", "/api/v1/alerts/stream", headers=headers)
         response = connection.getresponse()
         connected.set()
         while time.monotonic() < deadline:

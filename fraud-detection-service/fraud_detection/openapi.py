@@ -18,6 +18,7 @@ from pydantic.json_schema import models_json_schema
 from fraud_common.api_keys import HEADER as API_KEY_HEADER
 from fraud_common.http_errors import json_response
 from fraud_common.jsonutil import dumps
+from fraud_common.metrics import OPENAPI_PATH_ITEM as METRICS_PATH_ITEM
 from fraud_detection.lists import LIST_NAME_PATTERN, MAX_VALUE_LENGTH
 from fraud_detection.lists_api import EntryRequest, EntryWritten, ListView
 from fraud_detection.rules_api import Reloaded, RulesInvalidBody, RulesView
@@ -220,6 +221,7 @@ def build_document() -> dict[str, Any]:
         "paths": {
             **_lists_paths(),
             **_rules_paths(),
+            "/metrics": METRICS_PATH_ITEM,
             "/health": {
                 "get": {
                     "operationId": "health",

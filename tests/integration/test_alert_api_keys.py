@@ -11,12 +11,14 @@ import requests
 from flask import Flask
 
 from alert_service import create_app
+from alert_service.openapi import document
 from alert_service.store import AlertStore
 from alert_service.stream import SHUTDOWN_EXTENSION
 from tests.conftest import TopicNames
 from tests.support.alert_app import alert_settings, closing, served
 from tests.support.alert_sse import SseSubscriber
 from tests.support.factories import make_alert
+from tests.support.transaction_server import assert_conforms
 
 pytestmark = pytest.mark.integration
 
@@ -71,6 +73,7 @@ def test_every_data_route_is_401_without_a_valid_key_and_200_with_one(
             assert response.headers["WWW-Authenticate"] == "X-API-Key"
             assert response.json()["error"]["code"] == "unauthorized"
             assert "keyed-user" not in response.text
+            assert_conforms(document(), _template(path, alert.alertId), "get", response)
         if path == "/api/v1/alerts/stream":
             for key in KEYS:
                 with SseSubscriber(url + path, headers={"X-API-Key": key}) as sub:
@@ -110,3 +113,8 @@ def test_without_keys_the_data_routes_are_open(
         client = app.test_client()
         for path in ("/api/v1/alerts", "/api/v1/stats", "/api/v1/alerts/stream"):
             assert client.get(path).status_code == 200, path
+
+
+def _template(path: str, alert_id: str) -> str:
+    """The document's path for a served one."""
+    return path.replace(alert_id, "{alertId}")

@@ -13,6 +13,7 @@ from flask import Blueprint, Response
 from fraud_common.api_keys import HEADER as API_KEY_HEADER
 from fraud_common.http_errors import json_response
 from fraud_common.jsonutil import dumps
+from fraud_common.metrics import OPENAPI_PATH_ITEM as METRICS_PATH_ITEM
 from fraud_common.money import load_fx_rates
 from fraud_common.schemas import USER_ID_PATTERN
 from transaction_service.context import current
@@ -455,6 +456,7 @@ def build_document(settings: TransactionServiceSettings) -> dict[str, Any]:
                     },
                 }
             },
+            "/metrics": METRICS_PATH_ITEM,
             "/api/v1/health": {
                 "get": {
                     "operationId": "health",
