@@ -360,6 +360,8 @@ class Alert(BaseModel):
     rulesVersion: str | None = Field(default=None, max_length=64)
     riskScore: int | None = Field(default=None, ge=0, le=100)
     decision: str | None = Field(default=None, max_length=16)
+    traceId: str | None = Field(default=None, pattern=r"^[0-9a-f]{32}$")
+    """The W3C trace id of the transaction (`fraud_common.tracing`)."""
 
     _times = field_validator("timestamp", mode="before")(
         classmethod(lambda cls, v: parse_timestamp(v))
@@ -444,6 +446,8 @@ class Decision(BaseModel):
     """The allow rule (e.g. an allow-list) that approved it, suppressing every other alert."""
     error: str | None = None
     evaluatedAt: datetime
+    traceId: str | None = Field(default=None, pattern=r"^[0-9a-f]{32}$")
+    """The trace id of the first delivery, so a redelivery's alerts carry that one."""
 
     _times = field_validator("evaluatedAt", mode="before")(
         classmethod(lambda cls, v: parse_timestamp(v))

@@ -45,6 +45,9 @@ class ServiceSettings(BaseSettings):
     redis_url: SecretStr = Field(description="redis://[:password@]host:port/db")
     port: int = Field(default=5000, ge=1, le=65535)
     log_level: str = "INFO"
+    log_format: Literal["json", "text"] = Field(
+        default="json", description="json (one object a line, for containers) or text (for people)"
+    )
     # production refuses placeholder and short secrets (fraud_common.secrets); development
     # (.env.example, the local stack, the tests) accepts them.
     app_env: Literal["production", "development"] = "production"

@@ -39,7 +39,7 @@ TOPIC_SETUP_TIMEOUT_SECONDS = 10.0
 
 def create_app(settings: AlertServiceSettings | None = None) -> Flask:
     settings = settings or AlertServiceSettings()  # from the environment
-    configure_logging(settings.log_level, service="alert-service")
+    configure_logging(settings.log_level, service="alert-service", fmt=settings.log_format)
     # A broker that is not up yet is only a warning: the consumer subscribes anyway and
     # gets the topic once it exists.
     try_ensure_service_topics(settings, timeout=TOPIC_SETUP_TIMEOUT_SECONDS)

@@ -59,7 +59,10 @@ class AlertHandler:
                 metrics.ALERTS_STORED.labels(stored.alert.alertType).inc()
                 log.info(describe(stored.alert), extra=_fields(stored.alert))
             else:
-                log.debug("alert already stored", extra={"alert_id": stored.alert.alertId})
+                log.debug(
+                    "alert already stored",
+                    extra={"alert_id": stored.alert.alertId, "trace_id": stored.alert.traceId},
+                )
 
     def reject(self, rejected: Rejected) -> None:
         """The dead letter (sent by the loop) is the whole record of a rejected alert."""
@@ -92,4 +95,5 @@ def _fields(alert: Alert) -> dict[str, Any]:
         "amount": format(txn.amount, "f"),
         "currency": txn.currency,
         "location": txn.location,
+        "trace_id": alert.traceId,
     }

@@ -51,7 +51,7 @@ RULES_THREAD = "fraud-rules-watcher"
 
 def create_app(settings: DetectorSettings | None = None) -> Flask:
     settings = settings or DetectorSettings()  # from the environment
-    configure_logging(settings.log_level, service=SERVICE)
+    configure_logging(settings.log_level, service=SERVICE, fmt=settings.log_format)
     app = Flask(__name__)
     app.config["SETTINGS"] = settings
     install_metrics(app, service=SERVICE)

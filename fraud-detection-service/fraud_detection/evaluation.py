@@ -122,6 +122,7 @@ def alerts_for(transaction: Transaction, decision: Decision) -> list[Alert]:
             rulesVersion=decision.rulesVersion,
             riskScore=decision.riskScore,
             decision=decision.status,
+            traceId=decision.traceId,
         )
         for reason in decision.reasons
     ]

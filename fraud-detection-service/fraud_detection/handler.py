@@ -25,7 +25,7 @@ import redis
 from confluent_kafka import Message
 from pydantic import ValidationError
 
-from fraud_common import keys, metrics
+from fraud_common import keys, metrics, tracing
 from fraud_common.durability import RedisDurability
 from fraud_common.kafka.consumer_loop import InvalidMessage, Record, Rejected
 from fraud_common.kafka.producer import AckingProducer
@@ -128,8 +128,12 @@ class TransactionHandler:
             at_ms=evaluated_at_ms,
         )
         judged = [
-            evaluate(rules, t, p, s, self._fx_rates, on_lists)
-            for t, p, s, on_lists in zip(transactions, places, snapshots, listed, strict=True)
+            evaluate(rules, t, p, s, self._fx_rates, on_lists).model_copy(
+                update={"traceId": _trace_id_of(r.headers)}
+            )
+            for r, t, p, s, on_lists in zip(
+                records, transactions, places, snapshots, listed, strict=True
+            )
         ]
         decisions = self._decide_once(judged)
         _observe_first_decisions(transactions, decisions, self._clock())
@@ -145,7 +149,9 @@ class TransactionHandler:
         transaction_id = _transaction_id_of(rejected)
         if transaction_id is None:
             return  # nothing names the transaction: the dead letter is all there is
-        decision = error_decision(transaction_id, rejected.reason, datetime.now(UTC))
+        decision = error_decision(transaction_id, rejected.reason, datetime.now(UTC)).model_copy(
+            update={"traceId": _trace_id_of(rejected.headers)}
+        )
         pipe = self._redis.pipeline(transaction=False)
         pipe.set(keys.decision(transaction_id), decision.to_json(), ex=self._decision_ttl, nx=True)
         pipe.rpush(keys.decision_ready(transaction_id), 1)  # wakes a `Prefer: wait` request
@@ -192,7 +198,7 @@ class TransactionHandler:
                         self._alerts_topic,
                         alert.to_json(),
                         key=alert.transaction.userId,
-                        headers=[("alert-id", alert.alertId), ("alert-type", alert.alertType)],
+                        headers=_alert_headers(alert),
                     )
                 )
         deadline = time.monotonic() + self._ack_timeout
@@ -234,6 +240,24 @@ def _observe_first_decisions(
             metrics.RULE_HITS.labels(reason.ruleId, "shadow").inc()
 
 
+def _trace_id_of(headers: dict[str, str]) -> str | None:
+    """The trace of the POST that accepted the transaction (none for one re-driven by the
+    reconciler, which has no header to pass on)."""
+    trace = tracing.parse(headers.get(tracing.HEADER))
+    return None if trace is None else trace.trace_id
+
+
+def _alert_headers(alert: Alert) -> list[tuple[str, str | bytes]]:
+    """The alert's id and type, and its trace (the first delivery's, like its decision)."""
+    headers: list[tuple[str, str | bytes]] = [
+        ("alert-id", alert.alertId),
+        ("alert-type", alert.alertType),
+    ]
+    if alert.traceId is not None:
+        headers.append((tracing.HEADER, tracing.new_span(alert.traceId).header()))
+    return headers
+
+
 def _ms(span: timedelta) -> int:
     return int(span.total_seconds() * 1000)
 
@@ -273,5 +297,6 @@ def _log_alert(alert: Alert, replayed: bool) -> None:
             "transaction_id": txn.transactionId,
             "user_id": txn.userId,
             "replayed": replayed,
+            "trace_id": alert.traceId,
         },
     )

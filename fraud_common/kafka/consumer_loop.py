@@ -34,7 +34,7 @@ from typing import Any, Generic, Protocol, TypeVar
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
-from fraud_common import metrics
+from fraud_common import metrics, tracing
 from fraud_common.failures import describe, is_dependency_failure
 from fraud_common.kafka.producer import AckingProducer
 
@@ -151,8 +151,12 @@ def _origin(message: Message) -> dict[str, Any]:
 
 
 def _where(fields: dict[str, Any]) -> dict[str, Any]:
-    """Log fields that locate a message."""
-    return {name: fields[name] for name in ("topic", "partition", "offset")}
+    """Log fields that locate a message, and the trace id of its ``traceparent`` header."""
+    where = {name: fields[name] for name in ("topic", "partition", "offset")}
+    trace = tracing.parse((fields.get("headers") or {}).get(tracing.HEADER))
+    if trace is not None:
+        where["trace_id"] = trace.trace_id
+    return where
 
 
 def _text(value: bytes | str | None) -> str | None:

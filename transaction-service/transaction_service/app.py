@@ -26,7 +26,7 @@ TOPIC_SETUP_TIMEOUT_SECONDS = 5.0
 
 def create_app(settings: TransactionServiceSettings | None = None) -> Flask:
     settings = settings or TransactionServiceSettings()
-    configure_logging(settings.log_level, service="transaction-service")
+    configure_logging(settings.log_level, service="transaction-service", fmt=settings.log_format)
     app = Flask(__name__, static_folder=None)
     install_metrics(app, service="transaction-service")
 

@@ -47,10 +47,10 @@ class PublishFailed(Exception):
         self.total = total
 
 
-def message_headers(transaction: Transaction) -> Headers:
+def message_headers(transaction: Transaction, traceparent: str | None = None) -> Headers:
     """Headers of a published transaction (`fraud_common.kafka.headers`, shared with the
     detector's reconciler, which republishes stored records)."""
-    return transaction_headers(transaction.transactionId)
+    return transaction_headers(transaction.transactionId, traceparent)
 
 
 def accepted_at_ms(transaction: Transaction) -> int:
@@ -76,11 +76,18 @@ class Publisher:
         self._ttl = record_ttl_seconds
         self._timeout = publish_timeout_seconds
 
-    def accept(self, transactions: Sequence[Transaction], payloads: Sequence[str]) -> None:
+    def accept(
+        self,
+        transactions: Sequence[Transaction],
+        payloads: Sequence[str],
+        *,
+        traceparent: str | None = None,
+    ) -> None:
         """Store and publish; returns once every message is acknowledged.
 
         ``payloads`` are the transactions' JSON (`Transaction.to_json`), computed once by
-        the caller. Raises `StorageUnavailable` or `PublishFailed`.
+        the caller; ``traceparent`` goes into every message's headers. Raises
+        `StorageUnavailable` or `PublishFailed`.
         """
         try:
             pipe = self._redis.pipeline(transaction=False)
@@ -94,7 +101,9 @@ class Publisher:
             self._forget(list(transactions))
             raise StorageUnavailable(str(exc)) from exc
 
-        futures = [self._send(t, p) for t, p in zip(transactions, payloads, strict=True)]
+        futures = [
+            self._send(t, p, traceparent) for t, p in zip(transactions, payloads, strict=True)
+        ]
         wait(futures, timeout=self._timeout)
         failed = [i for i, f in enumerate(futures) if not f.done() or f.exception() is not None]
         if failed:
@@ -107,13 +116,15 @@ class Publisher:
             self._forget([transactions[i] for i in failed])
             raise PublishFailed(failed, len(futures))
 
-    def _send(self, transaction: Transaction, payload: str) -> Future[Message]:
+    def _send(
+        self, transaction: Transaction, payload: str, traceparent: str | None
+    ) -> Future[Message]:
         try:
             return self._producer.send(
                 self._topic,
                 payload,
                 key=transaction.userId,
-                headers=message_headers(transaction),
+                headers=message_headers(transaction, traceparent),
             )
         except DeliveryFailed as exc:
             failed: Future[Message] = Future()

@@ -9,10 +9,10 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 import redis
-from flask import Blueprint, Response, current_app, request
+from flask import Blueprint, Response, current_app, g, request
 from flask.blueprints import BlueprintSetupState
 
-from fraud_common import keys, metrics
+from fraud_common import keys, metrics, tracing
 from fraud_common.api_keys import HEADER as API_KEY_HEADER
 from fraud_common.http_errors import ApiError, json_response, unavailable, validation_error
 from fraud_common.jsonutil import dumps
@@ -47,6 +47,28 @@ def _install_waiter(state: BlueprintSetupState) -> None:
     )
     state.app.extensions[WAITER] = waiter
     state.app.extensions.setdefault(CLOSERS, []).append(waiter.close)
+
+
+@bp.before_request
+def _start_trace() -> None:
+    """Continue the request's W3C ``traceparent`` (or start a trace): every log line of
+    the request carries its trace id, and the published transactions carry the header.
+    A batch is one trace: every item is published with the request's ``traceparent``."""
+    g.traceparent = tracing.continue_or_start(request.headers.get(tracing.HEADER))
+    g.trace_token = tracing.bind(g.traceparent.trace_id)
+
+
+@bp.after_request
+def _answer_trace(response: Response) -> Response:
+    response.headers[tracing.HEADER] = g.traceparent.header()
+    return response
+
+
+@bp.teardown_request
+def _end_trace(_exc: BaseException | None) -> None:
+    token = g.pop("trace_token", None)
+    if token is not None:
+        tracing.unbind(token)
 
 
 @bp.before_request
@@ -187,7 +209,7 @@ def _with_decisions(
 
 def _accept(context: ServiceContext, transactions: list[Transaction], payloads: list[str]) -> None:
     try:
-        context.publisher.accept(transactions, payloads)
+        context.publisher.accept(transactions, payloads, traceparent=g.traceparent.header())
     except StorageUnavailable:
         raise unavailable("storage is unavailable; nothing was accepted") from None
     except PublishFailed as failure:
@@ -203,6 +225,13 @@ def _accept(context: ServiceContext, transactions: list[Transaction], payloads: 
         ]
         raise error from None
     metrics.TRANSACTIONS_ACCEPTED.inc(len(transactions))
+    ids = [t.transactionId for t in transactions]
+    log.info(  # with the request's trace_id (`_start_trace`)
+        "accepted %d transaction(s): %s",
+        len(ids),
+        ids[0] if len(ids) == 1 else f"{ids[0]} .. {ids[-1]}",
+        extra={"transaction_ids": ids} if len(ids) > 1 else {"transaction_id": ids[0]},
+    )
 
 
 def _once(

@@ -24,7 +24,7 @@ from alert_service.notify.cooldown import Cooldown
 from alert_service.notify.dead_letter import DeadLetters, DeadLetterUnavailable
 from alert_service.notify.queue import ChannelQueue, Entry
 from alert_service.notify.retry import RetryPolicy
-from fraud_common import metrics
+from fraud_common import metrics, tracing
 from fraud_common.schemas import Alert
 
 log = logging.getLogger(__name__)
@@ -181,6 +181,7 @@ class ChannelWorker:
             "alertId": alert.alertId,
             "alertType": alert.alertType,
             "userId": alert.transaction.userId,
+            "trace_id": alert.traceId,
         }
         if entry.failed_attempts == 0 and not self._cooldown.claim(
             self.channel, alert.transaction.userId, alert.alertType, alert.alertId
@@ -192,7 +193,8 @@ class ChannelWorker:
             return
         attempt = entry.failed_attempts + 1
         try:
-            self.deliverer.deliver(alert, body)
+            with tracing.trace_context(alert.traceId):  # the channel's own lines too
+                self.deliverer.deliver(alert, body)
         except DeliveryError as exc:
             error = str(exc)
         except Exception as exc:  # one alert's failure (a bug included), never the channel's end
