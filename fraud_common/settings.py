@@ -61,6 +61,10 @@ class ServiceSettings(BaseSettings):
     # Copied over the computed client config; never mutated.
     kafka_extra_config: dict[str, Any] = Field(default_factory=dict)
 
+    redis_cluster: bool = Field(
+        default=False,
+        description="REDIS_URL names a node of a Redis Cluster: use the cluster client",
+    )
     redis_socket_timeout: float = Field(default=2.0, gt=0)
     redis_durability: Literal["none", "waitaof", "always"] = Field(
         default="none",

@@ -47,7 +47,9 @@ def create_app(settings: AlertServiceSettings | None = None) -> Flask:
     app = Flask(__name__)
     install_metrics(app, service="alert-service")
     redis_url = settings.redis_url.get_secret_value()
-    redis_client = connect(redis_url, socket_timeout=settings.redis_socket_timeout)
+    redis_client = connect(
+        redis_url, socket_timeout=settings.redis_socket_timeout, cluster=settings.redis_cluster
+    )
     durability = RedisDurability.from_settings(settings)
     durability.check(redis_client)  # logs what the server gives; each batch checks again
     producer = AckingProducer(
@@ -93,6 +95,7 @@ def create_app(settings: AlertServiceSettings | None = None) -> Flask:
         stream.FeedConfig(
             redis_url=redis_url,
             socket_timeout=settings.redis_socket_timeout,
+            cluster=settings.redis_cluster,
             heartbeat_seconds=settings.sse_heartbeat_seconds,
             max_subscribers=settings.sse_max_subscribers,
         ),

@@ -76,14 +76,23 @@ def stats() -> Response:
         return error_response(field_error("seconds", _SECONDS_RULE))
     now = int(time.time())
     epochs = list(range(now - seconds + 1, now + 1))
-    client = _redis()
+    # One GET per key in one pipeline, not MGET: the keys of different seconds are in
+    # different slots of a Redis Cluster (the cluster pipeline sends each node its part).
+    pipe = _redis().pipeline(transaction=False)
+    for second in epochs:
+        pipe.get(keys.stats_transactions(second))
+    for second in epochs:
+        pipe.get(keys.stats_alerts(second))
     try:
-        transactions = client.mget([keys.stats_transactions(second) for second in epochs])
-        alerts = client.mget([keys.stats_alerts(second) for second in epochs])
+        counts = pipe.execute()
     except RETRYABLE_ERRORS:
         log.warning("stats unavailable: Redis unreachable", exc_info=True)
         return error_response(unavailable("Redis is unreachable; try again shortly"))
     return json_response(
-        {"seconds": epochs, "transactions": _counts(transactions), "alerts": _counts(alerts)},
+        {
+            "seconds": epochs,
+            "transactions": _counts(counts[: len(epochs)]),
+            "alerts": _counts(counts[len(epochs) :]),
+        },
         headers={"Cache-Control": "no-store"},
     )

@@ -18,6 +18,10 @@ holds a gunicorn thread and a Redis connection for as long as it stays, so beyon
 cap a new one gets 503 with ``Retry-After`` instead of taking the threads the API and
 ``/health`` need (gunicorn.conf.py keeps the pool larger than the cap). Their Redis
 connections come from the feed's own bounded pool, never from the API's client.
+On a Redis Cluster (``REDIS_CLUSTER=true``) that pool connects to the primary that holds
+the stream's slot (every read of a subscriber is on that one key), found with a cluster
+client; when the slot moves (failover, resharding), the next subscription finds the new
+primary and open ones end on the error and reconnect.
 Under gunicorn the subscriber's socket is checked after every bounded read, so a client
 that left frees its slot within about a second rather than at the next heartbeat.
 The stream needs the ``X-API-Key`` header like the other data routes (the dashboard reads
@@ -61,6 +65,7 @@ blueprint.before_request(require_api_key)
 class FeedConfig:
     redis_url: str
     socket_timeout: float = 2.0
+    cluster: bool = False
     heartbeat_seconds: float = 15.0
     retry_ms: int = 2000
     max_subscribers: int = 50
@@ -76,18 +81,52 @@ class AlertFeed:
         self._lock = threading.Lock()
         self._open = 0
         self._slots = threading.BoundedSemaphore(config.max_subscribers)
-        block = min(config.heartbeat_seconds, MAX_BLOCK_SECONDS)
-        # One connection per subscriber, never more than the cap: the semaphore is taken
-        # first, so the pool's wait (timeout) is only a guard.
-        self._pool = redis.BlockingConnectionPool.from_url(
-            config.redis_url,
-            max_connections=config.max_subscribers,
-            timeout=config.socket_timeout,
+        self._locator: redis.RedisCluster | None = None  # cluster only, made on first use
+        self._pool_node: tuple[str, int] | None = None
+        self._pool = self._new_pool() if not config.cluster else None
+
+    def _new_pool(self, node: tuple[str, int] | None = None) -> redis.BlockingConnectionPool:
+        """One connection per subscriber, never more than the cap: the semaphore is taken
+        first, so the pool's wait (timeout) is only a guard. ``node``: connect there (a
+        cluster primary) with the URL's credentials and options."""
+        block = min(self.config.heartbeat_seconds, MAX_BLOCK_SECONDS)
+        pool = redis.BlockingConnectionPool.from_url(
+            self.config.redis_url,
+            max_connections=self.config.max_subscribers,
+            timeout=self.config.socket_timeout,
             decode_responses=True,
-            socket_timeout=block + config.socket_timeout,
-            socket_connect_timeout=config.socket_timeout,
+            socket_timeout=block + self.config.socket_timeout,
+            socket_connect_timeout=self.config.socket_timeout,
             client_name=STREAM_CLIENT_NAME,  # visible in CLIENT LIST
         )
+        if node is not None:
+            # from_url lets the URL's host and port win over keyword arguments: set after.
+            pool.connection_kwargs.update(host=node[0], port=node[1])
+        return pool
+
+    def _stream_pool(self) -> redis.BlockingConnectionPool:
+        """The pool for the stream's Redis: on a cluster, the primary of its slot now."""
+        with self._lock:
+            if not self.config.cluster:
+                assert self._pool is not None  # built in __init__ without cluster
+                return self._pool
+            if self._locator is None:
+                try:
+                    self._locator = redis.RedisCluster.from_url(
+                        self.config.redis_url,
+                        socket_timeout=self.config.socket_timeout,
+                        socket_connect_timeout=self.config.socket_timeout,
+                        decode_responses=True,
+                    )
+                except redis.exceptions.RedisClusterException as exc:  # not a RedisError
+                    raise redis.ConnectionError(str(exc)) from exc
+            primary = self._locator.get_node_from_key(keys.ALERTS_STREAM)
+            node = (str(primary.host), int(primary.port))
+            if self._pool is None or node != self._pool_node:
+                old, self._pool, self._pool_node = self._pool, self._new_pool(node), node
+                if old is not None:
+                    old.disconnect(inuse_connections=False)
+            return self._pool
 
     @property
     def open_subscriptions(self) -> int:
@@ -100,7 +139,10 @@ class AlertFeed:
 
     def close(self) -> None:
         """Drop the pool's idle connections (after the streams ended)."""
-        self._pool.disconnect()
+        if self._pool is not None:
+            self._pool.disconnect()
+        if self._locator is not None:
+            self._locator.close()
 
     def subscribe(
         self,
@@ -122,7 +164,8 @@ class AlertFeed:
         try:
             # single_connection_client: the subscriber keeps one pooled connection until
             # close() gives it back.
-            client = redis.Redis(connection_pool=self._pool, single_connection_client=True)
+            pool = self._stream_pool()
+            client = redis.Redis(connection_pool=pool, single_connection_client=True)
         except BaseException:
             self._slots.release()
             raise

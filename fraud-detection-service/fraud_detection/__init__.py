@@ -58,7 +58,9 @@ def create_app(settings: DetectorSettings | None = None) -> Flask:
     client_id = f"{SERVICE}-{socket.gethostname()}-{os.getpid()}"
 
     redis_client = connect(
-        settings.redis_url.get_secret_value(), socket_timeout=settings.redis_socket_timeout
+        settings.redis_url.get_secret_value(),
+        socket_timeout=settings.redis_socket_timeout,
+        cluster=settings.redis_cluster,
     )
     producer = AckingProducer(
         producer_config(

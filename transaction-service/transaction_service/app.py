@@ -31,7 +31,9 @@ def create_app(settings: TransactionServiceSettings | None = None) -> Flask:
     install_metrics(app, service="transaction-service")
 
     redis_client = connect(
-        settings.redis_url.get_secret_value(), socket_timeout=settings.redis_socket_timeout
+        settings.redis_url.get_secret_value(),
+        socket_timeout=settings.redis_socket_timeout,
+        cluster=settings.redis_cluster,
     )
     producer = AckingProducer(
         producer_config(

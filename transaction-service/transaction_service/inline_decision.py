@@ -42,6 +42,7 @@ import redis
 
 from fraud_common import keys
 from fraud_common.jsonutil import dumps
+from fraud_common.redis_client import connect
 from fraud_common.schemas import Decision
 
 log = logging.getLogger(__name__)
@@ -130,14 +131,14 @@ class DecisionWaiter:
     def connect(cls, url: str, reader: redis.Redis, *, socket_timeout: float) -> DecisionWaiter:
         """A waiter with its own blocking client on ``url``: connecting times out after
         ``socket_timeout``, reading after `MAX_WAIT_SECONDS` more (a block's answer comes
-        from the server when its time is up; the socket timeout is for a dead server)."""
-        blocker = redis.Redis.from_url(
+        from the server when its time is up; the socket timeout is for a dead server).
+        A cluster ``reader`` gets a cluster blocker (each block is on one key, one slot)."""
+        blocker = connect(
             url,
             socket_timeout=MAX_WAIT_SECONDS + socket_timeout,
-            socket_connect_timeout=socket_timeout,
-            health_check_interval=30,
+            connect_timeout=socket_timeout,
             max_connections=WAIT_CONNECTIONS,
-            decode_responses=True,
+            cluster=isinstance(reader, redis.RedisCluster),
         )
         return cls(reader, blocker)
 
