@@ -12,7 +12,9 @@ client discovers the others). A context manager; it stops only what it started.
 from __future__ import annotations
 
 import contextlib
+import random
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -26,7 +28,29 @@ import redis
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tools.local_services import RedisServer, free_port, wait_for
+from tools.local_services import RedisServer, wait_for
+
+BUS_OFFSET = 10000
+"""A node's cluster bus listens on its port + 10000 (so its port must be <= 55535)."""
+
+
+def cluster_port() -> int:
+    """A free port for a node whose bus port (+ `BUS_OFFSET`) is free too."""
+    rng = random.SystemRandom()
+    for _ in range(200):
+        port = rng.randint(20000, 65535 - BUS_OFFSET)
+        if _bindable(port) and _bindable(port + BUS_OFFSET):
+            return port
+    raise RuntimeError("no free port pair for a cluster node")
+
+
+def _bindable(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
 
 
 class ClusterNode(RedisServer):
@@ -82,7 +106,7 @@ class RedisCluster:
     def start(self, timeout: float = 30.0) -> Self:
         try:
             for node in self.nodes:
-                node.start(free_port())
+                node.start(cluster_port())
             addresses = [f"127.0.0.1:{node.port}" for node in self.nodes]
             create = ["redis-cli", "--cluster", "create", *addresses]
             create += ["--cluster-replicas", "0", "--cluster-yes"]

@@ -14,7 +14,9 @@ compose's ``restart: unless-stopped`` would:
   than run on as if nothing had been lost.
 
 Broker and Redis given by address are not the stack's: they are neither restarted nor
-stopped here.
+stopped here. A Redis Cluster is given so (``REDIS_URL`` naming any node) with
+``redis_cluster=True`` or ``REDIS_CLUSTER=true`` in the environment: the services get
+``REDIS_CLUSTER`` and use the cluster client (`tools.redis_cluster` builds one).
 """
 
 from __future__ import annotations
@@ -73,6 +75,7 @@ class DevStack:
         detectors: int = 1,
         kafka_bootstrap_servers: str | None = None,
         redis_url: str | None = None,
+        redis_cluster: bool | None = None,
         transactions_topic: str = "transactions",
         alerts_topic: str = "fraud-alerts",
         log_level: str = "INFO",
@@ -97,6 +100,8 @@ class DevStack:
         self.consumer_group_suffix = consumer_group_suffix
         self._kafka_given = kafka_bootstrap_servers
         self._redis_given = redis_url
+        # None: the services inherit REDIS_CLUSTER from this environment, if set.
+        self.redis_cluster = redis_cluster
         self._supervise = supervise
         self._backoff = backoff
         self._report = report or log.warning
@@ -258,6 +263,11 @@ class DevStack:
             MULTIPROC_ENV: str(self._metrics_dir(service)),
             "KAFKA_BOOTSTRAP_SERVERS": self.kafka_bootstrap_servers,
             "REDIS_URL": self.redis_url,
+            **(
+                {}
+                if self.redis_cluster is None
+                else {"REDIS_CLUSTER": str(self.redis_cluster).lower()}
+            ),
             "LOG_LEVEL": self.log_level,
             "TRANSACTIONS_TOPIC": self.transactions_topic,
             "ALERTS_TOPIC": self.alerts_topic,
