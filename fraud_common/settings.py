@@ -105,6 +105,18 @@ class ServiceSettings(BaseSettings):
         refuse_weak_secrets(self, self.app_env)
         return self
 
+    @model_validator(mode="after")
+    def _durability_on_one_server(self) -> ServiceSettings:
+        """A confirmation (WAITAOF, or the CONFIG GET of ``always``) reaches one node, but
+        a cluster's writes go to every primary: refused rather than half-kept."""
+        if self.redis_cluster and self.redis_durability != "none":
+            raise ValueError(
+                f"REDIS_DURABILITY={self.redis_durability} is not available with "
+                "REDIS_CLUSTER=true (it would confirm one primary, not every primary that "
+                "took a write); use REDIS_DURABILITY=none on a cluster"
+            )
+        return self
+
     @classmethod
     def settings_customise_sources(
         cls, settings_cls, init_settings, env_settings, dotenv_settings, file_secret_settings
