@@ -102,6 +102,14 @@ live subscribers (SSE) and the durable queue of the notification channels (one c
 group per channel). Entry fields: ``alertId`` and ``alert`` (the alert's JSON)."""
 
 
+ALERTS_APPENDED_INDEX = f"{PREFIX}:alerts:appended:{{{ALERTS_STREAM}}}"
+"""Hash alertId -> stream entry id of the alerts appended to `ALERTS_STREAM` (hash-tagged
+with the stream's name: same cluster slot), so an append is never made twice."""
+
+ALERTS_APPENDED_ORDER = f"{PREFIX}:alerts:appended-order:{{{ALERTS_STREAM}}}"
+"""Sorted set of the same alertIds scored by stream id: the oldest are dropped first."""
+
+
 def alerts_by_user(user_id: str) -> str:
     """Sorted set of one user's alert ids scored by store time (ms), bounded."""
     return f"{PREFIX}:alerts:user:{{{user_id}}}"

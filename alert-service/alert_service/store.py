@@ -47,13 +47,6 @@ STATS_TTL_SECONDS = 3600
 
 _SCRIPT = resources.files("alert_service").joinpath("store_alert.lua").read_text("utf-8")
 
-APPENDED_INDEX = f"{keys.PREFIX}:alerts:appended:{{{keys.ALERTS_STREAM}}}"
-"""Hash alertId -> stream entry id of the alerts appended to `keys.ALERTS_STREAM` (the
-hash tag is the stream's name: same cluster slot; the name starts like the other alert
-keys, so the alert-service's ACL pattern ``fraud:alerts:*`` covers it)."""
-APPENDED_ORDER = f"{keys.PREFIX}:alerts:appended-order:{{{keys.ALERTS_STREAM}}}"
-"""Sorted set of the same alertIds scored by stream id: the oldest are dropped first."""
-
 _TYPES = {"zset", "none"}
 
 
@@ -134,7 +127,7 @@ class AlertStore:
         for i in missing:
             alert = alerts[i]
             self._append(
-                keys=[keys.ALERTS_STREAM, APPENDED_INDEX, APPENDED_ORDER],
+                keys=[keys.ALERTS_STREAM, keys.ALERTS_APPENDED_INDEX, keys.ALERTS_APPENDED_ORDER],
                 args=[
                     alert.alertId,
                     alert.to_json(),

@@ -11,7 +11,7 @@ import pytest
 import redis
 from redis.crc import key_slot
 
-from alert_service.store import APPENDED_INDEX, APPENDED_ORDER, AlertStore, StoreBounds
+from alert_service.store import AlertStore, StoreBounds
 from fraud_common import keys
 from fraud_common.redis_client import connect
 from tests.support.factories import make_alert
@@ -57,9 +57,9 @@ def test_the_keys_of_one_store_span_several_slots_and_nodes(cluster_client: redi
     ]
     slots = {key_slot(key.encode()) for key in written}
     assert len(slots) == len(written)
-    assert {key_slot(k.encode()) for k in (APPENDED_INDEX, APPENDED_ORDER)} == {
-        key_slot(keys.ALERTS_STREAM.encode())
-    }
+    assert {
+        key_slot(k.encode()) for k in (keys.ALERTS_APPENDED_INDEX, keys.ALERTS_APPENDED_ORDER)
+    } == {key_slot(keys.ALERTS_STREAM.encode())}
     nodes = {cluster_client.get_node_from_key(key).name for key in written}  # type: ignore[attr-defined]
     assert len(nodes) > 1
 
@@ -94,7 +94,7 @@ def test_a_retry_after_a_crash_between_the_stream_and_the_record_adds_no_second_
         resources.files("alert_service").joinpath("store_alert.lua").read_text("utf-8")
     )
     created, stream_id = append(
-        keys=[keys.ALERTS_STREAM, APPENDED_INDEX, APPENDED_ORDER],
+        keys=[keys.ALERTS_STREAM, keys.ALERTS_APPENDED_INDEX, keys.ALERTS_APPENDED_ORDER],
         args=[alert.alertId, alert.to_json(), "u-crash", 1000, 1000],
     )
     assert created == 1
@@ -114,9 +114,9 @@ def test_the_append_index_is_bounded_and_an_old_alert_with_a_record_is_not_appen
     alerts = [make_alert(f"u-bound-{i}") for i in range(12)]
     for alert in alerts:
         store.store([alert])
-    assert any_client.hlen(APPENDED_INDEX) == 5
-    assert any_client.zcard(APPENDED_ORDER) == 5
-    assert set(any_client.hkeys(APPENDED_INDEX)) == {a.alertId for a in alerts[-5:]}
+    assert any_client.hlen(keys.ALERTS_APPENDED_INDEX) == 5
+    assert any_client.zcard(keys.ALERTS_APPENDED_ORDER) == 5
+    assert set(any_client.hkeys(keys.ALERTS_APPENDED_INDEX)) == {a.alertId for a in alerts[-5:]}
     length = any_client.xlen(keys.ALERTS_STREAM)
     (again,) = store.store([alerts[0]])  # long out of the index, but recorded
     assert not again.new
