@@ -27,7 +27,7 @@ import redis
 import requests
 
 from fraud_common import keys
-from tests.support.devstack_helpers import start_test_stack
+from tests.support.devstack_helpers import start_test_stack, wait_for_stored_alerts
 from tools.devstack import Backoff, DevStack, Supervisor
 from tools.local_services import wait_for
 
@@ -229,29 +229,7 @@ def test_sigkill_each_master_in_turn_stack_stays_up_nothing_lost_or_doubled(
     assert set(decided) == expected and max(decided.values()) == 1
     assert {tx for tx, d in final.items() if d["status"] == "review"} == {t for t, _ in expected}
 
-    session = requests.Session()
-    alert_url = stack.service("alert").url
-
-    def stored() -> list[tuple[str, str, str]]:
-        found: list[tuple[str, str, str]] = []
-        for user in traffic.users.values():
-            response = session.get(
-                f"{alert_url}/api/v1/alerts", params={"userId": user, "limit": "100"}, timeout=10
-            )
-            response.raise_for_status()
-            found.extend(
-                (a["transaction"]["transactionId"], a["alertType"], a["alertId"])
-                for a in response.json()["alerts"]
-            )
-        return found
-
-    wait_for(
-        lambda: {(t, k) for t, k, _ in stored()} >= expected,
-        timeout=60,
-        interval=1.0,
-        what="every expected alert stored",
-    )
-    found = stored()
+    found = wait_for_stored_alerts(stack.service("alert").url, traffic.users.values(), expected)
     pairs = Counter((t, k) for t, k, _ in found)
     alert_ids = Counter(a for _, _, a in found)
     stream_entries = client.xlen(keys.ALERTS_STREAM)

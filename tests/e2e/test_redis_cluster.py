@@ -24,7 +24,7 @@ import requests
 
 from fraud_common import keys
 from fraud_common.redis_client import connect
-from tests.support.devstack_helpers import run_client, start_test_stack
+from tests.support.devstack_helpers import run_client, start_test_stack, wait_for_stored_alerts
 from tools.devstack import DevStack
 from tools.local_services import wait_for
 from tools.redis_cluster import RedisCluster
@@ -167,30 +167,8 @@ def test_2000_transactions_are_decided_and_alerted_exactly_once_on_the_cluster(
     assert set(reasons) == expected and max(reasons.values()) == 1
     assert {tx for tx, d in final.items() if d["status"] == "review"} == {t for t, _ in expected}
 
-    session = requests.Session()
-    alert_url = stack.service("alert").url
     large_users = [user_of[tx] for tx, _ in expected]
-
-    def stored() -> list[tuple[str, str, str]]:
-        found: list[tuple[str, str, str]] = []
-        for user in large_users:
-            response = session.get(
-                f"{alert_url}/api/v1/alerts", params={"userId": user, "limit": "100"}, timeout=10
-            )
-            response.raise_for_status()
-            found.extend(
-                (a["transaction"]["transactionId"], a["alertType"], a["alertId"])
-                for a in response.json()["alerts"]
-            )
-        return found
-
-    wait_for(
-        lambda: {(t, k) for t, k, _ in stored()} >= expected,
-        timeout=60,
-        interval=1.0,
-        what="every expected alert stored",
-    )
-    found = stored()
+    found = wait_for_stored_alerts(stack.service("alert").url, large_users, expected)
     pairs = Counter((t, k) for t, k, _ in found)
     assert set(pairs) == expected and max(pairs.values()) == 1
     assert max(Counter(a for _, _, a in found).values()) == 1
@@ -208,7 +186,9 @@ def test_2000_transactions_are_decided_and_alerted_exactly_once_on_the_cluster(
     assert max(streamed.values()) == 1 and len(streamed) == len(expected)
 
     # The dashboard's per-second counts are read across slots too.
-    stats = session.get(f"{alert_url}/api/v1/stats", params={"seconds": "300"}, timeout=10)
+    stats = requests.get(
+        f"{stack.service('alert').url}/api/v1/stats", params={"seconds": "300"}, timeout=10
+    )
     assert stats.status_code == 200, stats.text
     assert sum(stats.json()["transactions"]) >= TOTAL
     assert sum(stats.json()["alerts"]) >= len(expected)

@@ -14,10 +14,14 @@ import os
 import subprocess
 import sys
 import uuid
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+import requests
+
 from tools.devstack import REPO, DevStack
+from tools.local_services import wait_for
 
 
 def start_test_stack(state_dir: Path, **kwargs: Any) -> DevStack:
@@ -65,3 +69,38 @@ def run_client(
     )
     print(f"$ {' '.join(command)}\n{result.stdout}\n{result.stderr}")
     return result
+
+
+StoredAlert = tuple[str, str, str]
+"""(transactionId, alertType, alertId) of an alert the alert-service stored."""
+
+
+def stored_alerts(alert_url: str, users: Iterable[str]) -> list[StoredAlert]:
+    """Every alert the alert-service holds for ``users``, through its API."""
+    session = requests.Session()
+    found: list[StoredAlert] = []
+    for user in users:
+        response = session.get(
+            f"{alert_url}/api/v1/alerts", params={"userId": user, "limit": "100"}, timeout=10
+        )
+        response.raise_for_status()
+        found.extend(
+            (a["transaction"]["transactionId"], a["alertType"], a["alertId"])
+            for a in response.json()["alerts"]
+        )
+    return found
+
+
+def wait_for_stored_alerts(
+    alert_url: str, users: Iterable[str], expected: set[tuple[str, str]], *, timeout: float = 60
+) -> list[StoredAlert]:
+    """The stored alerts of ``users`` once every expected (transactionId, alertType) is
+    among them (more may be: the caller asserts there are none)."""
+    wanted = list(users)
+    wait_for(
+        lambda: {(t, k) for t, k, _ in stored_alerts(alert_url, wanted)} >= expected,
+        timeout=timeout,
+        interval=1.0,
+        what="every expected alert stored",
+    )
+    return stored_alerts(alert_url, wanted)
