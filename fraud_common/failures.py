@@ -17,21 +17,10 @@ from __future__ import annotations
 
 import concurrent.futures
 
-import redis
 from confluent_kafka import KafkaError, KafkaException
 
 from fraud_common.kafka.producer import DeliveryFailed
-
-_REDIS_AWAY = (
-    redis.ConnectionError,
-    redis.TimeoutError,
-    redis.exceptions.BusyLoadingError,
-    redis.exceptions.ReadOnlyError,
-    redis.exceptions.OutOfMemoryError,
-    redis.exceptions.ClusterDownError,
-    redis.exceptions.TryAgainError,
-    redis.exceptions.MasterDownError,
-)
+from fraud_common.redis_client import RETRYABLE_ERRORS
 
 # Broker errors that say something about one message, not about the broker being away.
 _RECORD_KAFKA_ERRORS = frozenset(
@@ -46,7 +35,7 @@ _RECORD_KAFKA_ERRORS = frozenset(
 def is_dependency_failure(exc: BaseException) -> bool:
     """True when ``exc`` means Redis or the broker is away (retry later), False when the
     work itself cannot be done (set it aside)."""
-    if isinstance(exc, _REDIS_AWAY):
+    if isinstance(exc, RETRYABLE_ERRORS):
         return True
     if isinstance(exc, concurrent.futures.TimeoutError | TimeoutError):
         return True  # an acknowledgement that did not come in time

@@ -113,6 +113,8 @@ RETRYABLE_ERRORS: tuple[type[Exception], ...] = (
     redis.BusyLoadingError,
     redis.exceptions.TryAgainError,
     redis.exceptions.ClusterDownError,
+    redis.exceptions.MasterDownError,
     redis.ReadOnlyError,
+    redis.exceptions.OutOfMemoryError,  # maxmemory with noeviction: full, not broken
 )
 """Errors that mean "Redis is away for now": retry later, never skip the work."""
