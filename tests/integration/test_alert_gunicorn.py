@@ -7,11 +7,12 @@ from __future__ import annotations
 import signal
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from fraud_common.kafka.topics import contract_topics, ensure_topics
+from tests.conftest import TopicNames
 from tests.support.alert_app import AlertPublisher
 from tests.support.alert_sse import SseSubscriber
 from tests.support.factories import make_alert
@@ -21,31 +22,31 @@ pytestmark = pytest.mark.integration
 
 
 def test_gunicorn_serves_the_stream_and_stops_within_ten_seconds_on_sigterm(
-    kafka_bootstrap: str, redis_url: str, tmp_path: Path
+    kafka_bootstrap: str,
+    redis_url: str,
+    tmp_path: Path,
+    topics: TopicNames,
+    unique_group: Callable[[str], str],
 ) -> None:
-    suffix = uuid.uuid4().hex[:10]
-    alerts_topic = f"fraud-alerts-{suffix}"
-    ensure_topics(kafka_bootstrap, contract_topics(f"transactions-{suffix}", alerts_topic))
     service = ServiceProcess.on_free_port(
         "alert",
         {
             "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
             "REDIS_URL": redis_url,
-            "TRANSACTIONS_TOPIC": f"transactions-{suffix}",
-            "ALERTS_TOPIC": alerts_topic,
-            "CONSUMER_GROUP": f"fraud-alert-group-{suffix}",
+            **topics.as_env(),
+            "CONSUMER_GROUP": unique_group("fraud-alert-group"),
             "SSE_HEARTBEAT_SECONDS": "5",
             "LOG_LEVEL": "INFO",
         },
         log_dir=tmp_path,
     )
     url = service.url
-    publisher = AlertPublisher(kafka_bootstrap, alerts_topic)
+    publisher = AlertPublisher(kafka_bootstrap, topics.alerts)
     process = service.start().process
     assert process is not None
     try:
         service.wait_healthy(60)
-        user = f"u-{suffix}"
+        user = f"u-{uuid.uuid4().hex[:10]}"
         streams = [SseSubscriber(f"{url}/api/v1/alerts/stream?userId={user}") for _ in range(3)]
         for sub in streams:
             sub.start()

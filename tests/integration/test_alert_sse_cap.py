@@ -6,13 +6,13 @@ connections, the cap refuses the surplus with 503 + Retry-After, and the API and
 from __future__ import annotations
 
 import time
-import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import requests
 
-from fraud_common.kafka.topics import contract_topics, ensure_topics
+from tests.conftest import TopicNames
 from tests.support.alert_sse import SseSubscriber
 from tools.devstack import ServiceProcess
 from tools.local_services import wait_for
@@ -25,19 +25,19 @@ CLIENTS = 150
 
 
 def test_150_idle_subscribers_get_the_cap_and_the_api_still_answers_within_a_second(
-    kafka_bootstrap: str, redis_url: str, tmp_path: Path
+    kafka_bootstrap: str,
+    redis_url: str,
+    tmp_path: Path,
+    topics: TopicNames,
+    unique_group: Callable[[str], str],
 ) -> None:
-    suffix = uuid.uuid4().hex[:10]
-    alerts_topic = f"fraud-alerts-{suffix}"
-    ensure_topics(kafka_bootstrap, contract_topics(f"transactions-{suffix}", alerts_topic))
     service = ServiceProcess.on_free_port(
         "alert",
         {
             "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
             "REDIS_URL": redis_url,
-            "TRANSACTIONS_TOPIC": f"transactions-{suffix}",
-            "ALERTS_TOPIC": alerts_topic,
-            "CONSUMER_GROUP": f"fraud-alert-group-{suffix}",
+            **topics.as_env(),
+            "CONSUMER_GROUP": unique_group("fraud-alert-group"),
             "API_KEYS": KEY,
             "SSE_MAX_SUBSCRIBERS": None,  # the default, as deployed
             "LOG_LEVEL": "WARNING",
