@@ -20,7 +20,7 @@ from decimal import ROUND_HALF_EVEN, Decimal, localcontext
 
 import pytest
 import redis
-from hypothesis import HealthCheck, event, example, given, settings
+from hypothesis import event, example, given
 from hypothesis import strategies as st
 
 from fraud_common import keys
@@ -30,31 +30,17 @@ from fraud_detection.evaluation import context_for
 from fraud_detection.rules import Finding, Place, amount_velocity, card_testing
 from fraud_detection.state import Snapshot, StateEntry, UserState, epoch_ms
 from tests.support.detector_factories import T0, transaction
+from tests.support.window_properties import SPAN_MS, WIDTH_MS, property_settings, roomy_state
 
 pytestmark = pytest.mark.integration
 
-WIDTH_MS = 1000  # window_seconds=1: a short window keeps the brute force cheap
-SPAN_MS = 2500
 MICRO = Decimal("0.000001")
-PROPERTY = settings(
-    max_examples=120,
-    database=None,  # no example database in the working tree
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
+PROPERTY = property_settings(max_examples=120)
 
 
 @pytest.fixture
 def state(redis_client: redis.Redis) -> UserState:
-    # Retention (window + allowance) and the cap are far beyond what an example holds,
-    # so the reference need not model trimming.
-    return UserState(
-        redis_client,
-        late_allowance_ms=60_000,
-        max_entries=100,
-        evaluation_ttl_seconds=600,
-        user_ttl_seconds=600,
-    )
+    return roomy_state(redis_client)
 
 
 def as_stored(amount: Decimal) -> Decimal:
