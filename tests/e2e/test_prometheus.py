@@ -145,6 +145,7 @@ def scrape_config_for(stack: DevStack) -> dict[str, Any]:
     assert set(jobs) == set(JOBS)
     for job_name, service in JOBS.items():
         port = stack.service(service).port
+        assert jobs[job_name].pop("dns_sd_configs"), f"{job_name}: targets from DNS"
         jobs[job_name]["static_configs"] = [{"targets": [f"127.0.0.1:{port}"]}]
     return config
 
