@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# Create the platform's four topics, idempotently, with the contract's partition counts:
-#   transactions (10), transactions.dlq (1), fraud-alerts (5), fraud-alerts.dlq (1)
+# Create the platform's topics, idempotently, with the contract's partition counts:
+#   transactions (10), transactions.dlq (1), fraud-alerts (5), fraud-alerts.dlq (1),
+#   decisions (as many as transactions; DECISIONS_TOPIC names it, '' skips it)
 #
 # Against $KAFKA_BOOTSTRAP_SERVERS (default localhost:9092). Topic names and counts follow
-# the services' settings: TRANSACTIONS_TOPIC, ALERTS_TOPIC, TRANSACTIONS_PARTITIONS,
-# ALERTS_PARTITIONS, TOPIC_REPLICATION_FACTOR (default 1), and TOPIC_MIN_INSYNC_REPLICAS
-# (default: unset, the broker's min.insync.replicas; docker-compose.prod.yml sets 3 and 2).
+# the services' settings: TRANSACTIONS_TOPIC, ALERTS_TOPIC, DECISIONS_TOPIC,
+# TRANSACTIONS_PARTITIONS, ALERTS_PARTITIONS, TOPIC_REPLICATION_FACTOR (default 1), and
+# TOPIC_MIN_INSYNC_REPLICAS (default: unset, the broker's min.insync.replicas;
+# docker-compose.prod.yml sets 3 and 2).
 # KAFKA_EXTRA_CONFIG (JSON, as the services read it) configures the Python client, and
 # KAFKA_COMMAND_CONFIG names a client properties file for kafka-topics.sh (SASL: see
 # deploy/kafka/sasl-client.sh). The services also create their topics at start; this
@@ -25,6 +27,7 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 bootstrap="${KAFKA_BOOTSTRAP_SERVERS:-${KAFKA_HOST:-localhost:9092}}"
 transactions="${TRANSACTIONS_TOPIC:-transactions}"
 alerts="${ALERTS_TOPIC:-fraud-alerts}"
+decisions="${DECISIONS_TOPIC-decisions}"
 transactions_partitions="${TRANSACTIONS_PARTITIONS:-10}"
 alerts_partitions="${ALERTS_PARTITIONS:-5}"
 replication="${TOPIC_REPLICATION_FACTOR:-1}"
@@ -56,7 +59,7 @@ find_kafka_topics() {
 if python="$(find_python)"; then
   echo "creating topics on $bootstrap with $python and fraud_common"
   PYTHONPATH="$here${PYTHONPATH:+:$PYTHONPATH}" \
-    BOOTSTRAP="$bootstrap" T="$transactions" A="$alerts" \
+    BOOTSTRAP="$bootstrap" T="$transactions" A="$alerts" D="$decisions" \
     TP="$transactions_partitions" AP="$alerts_partitions" RF="$replication" MIN_ISR="$min_isr" \
     "$python" - <<'PY'
 import json
@@ -73,6 +76,7 @@ specs = contract_topics(
     transactions_partitions=int(os.environ["TP"]),
     alerts_partitions=int(os.environ["AP"]),
     replication_factor=int(os.environ["RF"]),
+    decisions=os.environ["D"] or None,
 )
 extra = json.loads(os.environ.get("KAFKA_EXTRA_CONFIG") or "{}")
 created = set(ensure_topics(os.environ["BOOTSTRAP"], specs, timeout=30, extra=extra))
@@ -108,6 +112,7 @@ elif kafka_topics="$(find_kafka_topics)"; then
   create "$transactions.dlq" 1
   create "$alerts" "$alerts_partitions"
   create "$alerts.dlq" 1
+  if [[ -n "$decisions" ]]; then create "$decisions" "$transactions_partitions"; fi
   "$kafka_topics" --bootstrap-server "$bootstrap" "${options[@]}" --list
 else
   echo "create-topics.sh: need the project's Python (make venv) or Kafka's kafka-topics.sh" >&2

@@ -98,6 +98,7 @@ def create_app(settings: DetectorSettings | None = None) -> Flask:
         ack_timeout_seconds=settings.alert_ack_timeout_seconds,
         max_event_age=settings.max_event_age,
         durability=durability,
+        decisions_topic=settings.decisions_topic,
     )
     loop: ConsumerLoop[Transaction] = ConsumerLoop(
         consumer_config=consumer_config(
@@ -116,7 +117,10 @@ def create_app(settings: DetectorSettings | None = None) -> Flask:
     worker = DetectorWorker(
         loop,
         ensure_topics=functools.partial(
-            ensure_service_topics, settings, timeout=settings.topic_setup_timeout_seconds
+            ensure_service_topics,
+            settings,
+            timeout=settings.topic_setup_timeout_seconds,
+            decisions=settings.decisions_topic or None,
         ),
         warm_up=gazetteer,
     )

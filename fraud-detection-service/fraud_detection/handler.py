@@ -3,7 +3,8 @@
     decode:  bytes -> Transaction (InvalidMessage -> transactions.dlq, done by the loop)
     handle:  one Redis pipeline for the users' state
              -> rules -> decisions, each written once (SET NX GET), in one pipeline
-             -> the alerts of the stored decisions, every acknowledgement awaited
+             -> the alerts of the stored decisions, and each stored decision on the
+                decisions topic (when one is set), every acknowledgement awaited
     reject:  a record the loop set aside gets the decision ``error`` with the reason
 
 Each step is idempotent per transactionId: the state returns the first snapshot, the
@@ -20,6 +21,7 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from datetime import UTC, datetime, timedelta
+from typing import NamedTuple, Protocol
 
 import redis
 from confluent_kafka import Message
@@ -28,7 +30,7 @@ from pydantic import ValidationError
 from fraud_common import keys, metrics, tracing
 from fraud_common.durability import RedisDurability
 from fraud_common.kafka.consumer_loop import InvalidMessage, Record, Rejected
-from fraud_common.kafka.producer import AckingProducer
+from fraud_common.kafka.producer import Headers
 from fraud_common.money import FxRates
 from fraud_common.schemas import (
     MAX_EVENT_AGE_CONTEXT,
@@ -49,6 +51,21 @@ READY_TTL_SECONDS = 60
 alert_log = logging.getLogger("fraud_detection.alerts")
 
 
+class MessageSender(Protocol):
+    """What the handler produces through (`fraud_common.kafka.producer.AckingProducer`,
+    or a stand-in that collects): ``send`` queues one message, the future resolves on
+    the broker's acknowledgement."""
+
+    def send(
+        self,
+        topic: str,
+        value: str | bytes,
+        *,
+        key: str | bytes | None = None,
+        headers: Headers | None = None,
+    ) -> Future[Message]: ...
+
+
 class TransactionHandler:
     def __init__(
         self,
@@ -57,7 +74,7 @@ class TransactionHandler:
         state: UserState,
         lists: ListStore,
         redis_client: redis.Redis,
-        producer: AckingProducer,
+        producer: MessageSender,
         alerts_topic: str,
         fx_rates: FxRates,
         gazetteer: Callable[[], Gazetteer],
@@ -67,7 +84,10 @@ class TransactionHandler:
         max_event_age: timedelta,
         durability: RedisDurability | None = None,
         clock: Callable[[], float] = time.time,
+        decisions_topic: str | None = None,
     ) -> None:
+        """``decisions_topic``: where every stored decision is published (key = userId,
+        value = the decision as stored, also on a redelivery); None or '' for nowhere."""
         self._rules = rules
         self._state = state
         self._lists = lists
@@ -82,6 +102,7 @@ class TransactionHandler:
         self._decode_context = {MAX_EVENT_AGE_CONTEXT: max_event_age}
         self._durability = durability or RedisDurability()
         self._clock = clock
+        self._decisions_topic = decisions_topic or None
 
     def decode(self, message: Message) -> Transaction:
         raw = message.value()
@@ -137,7 +158,7 @@ class TransactionHandler:
         ]
         decisions = self._decide_once(judged)
         _observe_first_decisions(transactions, decisions, self._clock())
-        alerts = self._publish_alerts(transactions, decisions)
+        alerts = self._publish(transactions, decisions)
         self._count_evaluated(rules, decisions)
         for alert, replayed in alerts:
             _log_alert(alert, replayed)
@@ -152,25 +173,33 @@ class TransactionHandler:
         decision = error_decision(transaction_id, rejected.reason, datetime.now(UTC)).model_copy(
             update={"traceId": _trace_id_of(rejected.headers)}
         )
+        text = decision.to_json()
         pipe = self._redis.pipeline(transaction=False)
-        pipe.set(keys.decision(transaction_id), decision.to_json(), ex=self._decision_ttl, nx=True)
+        pipe.set(keys.decision(transaction_id), text, ex=self._decision_ttl, nx=True, get=True)
         pipe.rpush(keys.decision_ready(transaction_id), 1)  # wakes a `Prefer: wait` request
         pipe.expire(keys.decision_ready(transaction_id), READY_TTL_SECONDS)
-        if self._durability.execute(pipe)[0]:  # SET NX: this is its first decision
+        before = self._durability.execute(pipe)[0]
+        if before is None:  # SET NX GET: this is its first decision
             metrics.TRANSACTIONS_EVALUATED.labels(decision.status).inc()
+        if self._decisions_topic is not None:
+            user = _user_of(rejected)
+            self._producer.send(
+                self._decisions_topic, text if before is None else before, key=user
+            ).result(timeout=self._ack_timeout)
 
-    def _decide_once(self, judged: list[Decision]) -> list[tuple[Decision, bool]]:
+    def _decide_once(self, judged: list[Decision]) -> list[StoredDecision]:
         """Store each decision unless one exists; the stored one and whether it was there.
 
         The same round trip signals each transaction's ready list, which wakes a
         ``Prefer: wait`` request blocked on it (an extra element on a redelivery is
         harmless: the waiter reads the decision itself)."""
         pipe = self._redis.pipeline(transaction=False)
-        for decision in judged:
+        texts = [decision.to_json() for decision in judged]
+        for decision, text in zip(judged, texts, strict=True):
             ready = keys.decision_ready(decision.transactionId)
             pipe.set(
                 keys.decision(decision.transactionId),
-                decision.to_json(),
+                text,
                 ex=self._decision_ttl,
                 nx=True,
                 get=True,
@@ -179,16 +208,26 @@ class TransactionHandler:
             pipe.expire(ready, READY_TTL_SECONDS)
         earlier = pipe.execute()[0::3]
         return [
-            (decision, False) if before is None else (Decision.model_validate_json(before), True)
-            for decision, before in zip(judged, earlier, strict=True)
+            StoredDecision(decision, False, text)
+            if before is None
+            else StoredDecision(Decision.model_validate_json(before), True, before)
+            for decision, text, before in zip(judged, texts, earlier, strict=True)
         ]
 
-    def _publish_alerts(
-        self, transactions: list[Transaction], decisions: list[tuple[Decision, bool]]
+    def _publish(
+        self, transactions: list[Transaction], decisions: list[StoredDecision]
     ) -> list[tuple[Alert, bool]]:
+        """The alerts of the stored decisions, and the decisions themselves on the
+        decisions topic; returns once the broker acknowledged every one."""
         sent: dict[str, tuple[Alert, bool]] = {}
         futures: list[Future[Message]] = []
-        for transaction, (decision, replayed) in zip(transactions, decisions, strict=True):
+        published: set[str] = set()
+        for transaction, (decision, replayed, text) in zip(transactions, decisions, strict=True):
+            if self._decisions_topic is not None and transaction.transactionId not in published:
+                published.add(transaction.transactionId)
+                futures.append(
+                    self._producer.send(self._decisions_topic, text, key=transaction.userId)
+                )
             for alert in alerts_for(transaction, decision):
                 if alert.alertId in sent:  # the same transaction twice in one batch
                     continue
@@ -206,11 +245,11 @@ class TransactionHandler:
             future.result(timeout=max(0.0, deadline - time.monotonic()))
         return list(sent.values())
 
-    def _count_evaluated(self, rules: RuleSet, decisions: list[tuple[Decision, bool]]) -> None:
+    def _count_evaluated(self, rules: RuleSet, decisions: list[StoredDecision]) -> None:
         """Counters of the batch (first decisions only), the batch's last write: with
         REDIS_DURABILITY on, it returns only once every write of the batch (state,
         decisions) is on disk, before offsets are stored."""
-        first = [decision for decision, replayed in decisions if not replayed]
+        first = [stored.decision for stored in decisions if not stored.replayed]
         stats_key = keys.stats_transactions(int(self._clock()))
         pipe = self._redis.pipeline(transaction=False)
         pipe.incrby(stats_key, len(decisions))
@@ -224,12 +263,21 @@ class TransactionHandler:
         self._durability.execute(pipe)
 
 
+class StoredDecision(NamedTuple):
+    """A transaction's decision as stored: the first one, whether it was there before
+    this run (a redelivery), and its JSON exactly as stored."""
+
+    decision: Decision
+    replayed: bool
+    text: str
+
+
 def _observe_first_decisions(
-    transactions: list[Transaction], decisions: list[tuple[Decision, bool]], now: float
+    transactions: list[Transaction], decisions: list[StoredDecision], now: float
 ) -> None:
     """The decision series, counted once per transaction: right after the decisions are
     stored (SET NX), so a batch retried later finds them stored and counts nothing."""
-    for transaction, (decision, replayed) in zip(transactions, decisions, strict=True):
+    for transaction, (decision, replayed, _text) in zip(transactions, decisions, strict=True):
         if replayed:
             continue
         metrics.TRANSACTIONS_EVALUATED.labels(decision.status).inc()
@@ -278,6 +326,13 @@ def _transaction_id_of(rejected: Rejected) -> str | None:
     if isinstance(candidate, str) and 0 < len(candidate) <= 64:
         return candidate
     return None
+
+
+def _user_of(rejected: Rejected) -> str | None:
+    """The user a rejected message belongs to: decoded, else its key."""
+    if isinstance(rejected.value, Transaction):
+        return rejected.value.userId
+    return None if rejected.key is None else rejected.key.decode("utf-8", errors="replace")
 
 
 def _log_alert(alert: Alert, replayed: bool) -> None:

@@ -11,6 +11,7 @@ from pathlib import Path
 from pydantic import Field, field_validator
 
 from fraud_common.api_keys import KeyList
+from fraud_common.kafka.topics import DECISIONS_TOPIC
 from fraud_common.settings import DETECTOR_GROUP, ServiceSettings
 
 DEFAULT_RULES_FILE = Path(__file__).resolve().parent.parent / "rules.yaml"
@@ -23,6 +24,11 @@ class DetectorSettings(ServiceSettings):
     # reload); empty means they are open.
     admin_api_keys: KeyList = Field(default_factory=list)
     consumer_group: str = DETECTOR_GROUP
+    decisions_topic: str = Field(
+        default=DECISIONS_TOPIC,
+        description="every stored decision is published here (key = userId, value = the "
+        "decision as stored), for the archive; empty: not published",
+    )
     consumer_batch_size: int = Field(default=500, ge=1, le=10000)
     consumer_poll_timeout_seconds: float = Field(default=0.25, gt=0)
     consumer_stall_seconds: float = Field(

@@ -14,6 +14,10 @@ from fraud_common.settings import ServiceSettings
 
 log = logging.getLogger(__name__)
 
+DECISIONS_TOPIC = "decisions"
+"""Every stored decision (key = userId, value = the Decision JSON as stored), for the
+archive; the detector's ``DECISIONS_TOPIC`` setting names it ('' turns it off)."""
+
 SETUP_ERRORS: tuple[type[Exception], ...] = (KafkaException, TimeoutError)
 """What `ensure_topics` raises when the broker cannot be reached in time."""
 
@@ -32,14 +36,19 @@ def contract_topics(
     transactions_partitions: int = 10,
     alerts_partitions: int = 5,
     replication_factor: int = 1,
+    decisions: str | None = DECISIONS_TOPIC,
 ) -> list[TopicSpec]:
-    """The four topics of the contract: two work topics and their dead-letter topics."""
-    return [
+    """The contract's topics: two work topics and their dead-letter topics, and the
+    decisions topic (partitioned like ``transactions``, keyed by user; None: not)."""
+    specs = [
         TopicSpec(transactions, transactions_partitions, replication_factor),
         TopicSpec(f"{transactions}.dlq", 1, replication_factor),
         TopicSpec(alerts, alerts_partitions, replication_factor),
         TopicSpec(f"{alerts}.dlq", 1, replication_factor),
     ]
+    if decisions:
+        specs.append(TopicSpec(decisions, transactions_partitions, replication_factor))
+    return specs
 
 
 def ensure_topics(
@@ -77,8 +86,11 @@ def ensure_topics(
     return created
 
 
-def ensure_service_topics(settings: ServiceSettings, *, timeout: float) -> None:
-    """`ensure_topics` for the contract's topics as ``settings`` name and size them.
+def ensure_service_topics(
+    settings: ServiceSettings, *, timeout: float, decisions: str | None = DECISIONS_TOPIC
+) -> None:
+    """`ensure_topics` for the contract's topics as ``settings`` name and size them
+    (``decisions``: the decisions topic's name, None for none).
 
     Raises one of `SETUP_ERRORS` when the broker cannot be reached within ``timeout``.
     """
@@ -88,6 +100,7 @@ def ensure_service_topics(settings: ServiceSettings, *, timeout: float) -> None:
         transactions_partitions=settings.transactions_partitions,
         alerts_partitions=settings.alerts_partitions,
         replication_factor=settings.topic_replication_factor,
+        decisions=decisions,
     )
     ensure_topics(
         settings.kafka_bootstrap_servers,

@@ -263,21 +263,22 @@ def test_create_topics_uses_the_prod_replication_and_min_isr(tmp_path: Path) -> 
     env = {name: default_of(value) for name, value in topics.items()}
     calls = run_create_topics(tmp_path, env)
     creates = [call for call in calls if "--create" in call]
-    assert len(creates) == 4
+    assert len(creates) == 5  # the contract's four and the decisions topic
     for call in creates:
         assert "--replication-factor 3" in call and "--config min.insync.replicas=2" in call
         assert "--command-config /tmp/admin.properties" in call
         assert "--bootstrap-server kafka-1:19092,kafka-2:19092,kafka-3:19092" in call
     altered = [call for call in calls if call.startswith("kafka-configs.sh")]
-    assert len(altered) == 4 and all("--add-config min.insync.replicas=2" in c for c in altered)
-    assert any(f"--topic {topic} --partitions {n}" in " ".join(creates) for topic, n in (
-        ("transactions", 10), ("fraud-alerts", 5), ("transactions.dlq", 1)))  # fmt: skip
+    assert len(altered) == 5 and all("--add-config min.insync.replicas=2" in c for c in altered)
+    assert all(f"--topic {topic} --partitions {n}" in " ".join(creates) for topic, n in (
+        ("transactions", 10), ("fraud-alerts", 5), ("transactions.dlq", 1),
+        ("decisions", 10)))  # fmt: skip
 
 
 def test_create_topics_defaults_are_unchanged(tmp_path: Path) -> None:
     calls = run_create_topics(tmp_path, {})
     creates = [call for call in calls if "--create" in call]
-    assert len(creates) == 4
+    assert len(creates) == 5
     for call in creates:
         assert "--replication-factor 1" in call and "min.insync.replicas" not in call
         assert "--command-config" not in call
