@@ -163,3 +163,64 @@ def list_expiry(name: str) -> str:
     """Sorted set of one list's values scored by expiry (ms; +inf: never): the lookup's
     truth, an entry whose expiry has passed is absent (removed lazily by the next write)."""
     return f"{PREFIX}:list:{{{name}}}:expiry"
+
+
+# Cases (alert-service). No TTL on any of them: cases, verdicts and labels outlive the
+# alerts. A case's own keys carry its user's hash tag (one slot with the user's open-case
+# pointer, so opening, joining and closing are single-slot scripts); the lookup by case id
+# and the listing indexes are separate single-key steps.
+
+
+def case_open(user_id: str) -> str:
+    """The id of the user's open case (absent: none open); at most one per user."""
+    return f"{PREFIX}:cases:user:{{{user_id}}}:open"
+
+
+def case_members(user_id: str) -> str:
+    """Hash alertId -> caseId of every alert the user's cases took: an alert joins once,
+    also when it is redelivered after its case was closed."""
+    return f"{PREFIX}:cases:user:{{{user_id}}}:members"
+
+
+def case(user_id: str, case_id: str) -> str:
+    """Hash of one case: status, times, counts, assignee, verdict, comment."""
+    return f"{PREFIX}:case:{{{user_id}}}:{case_id}"
+
+
+def case_alerts(user_id: str, case_id: str) -> str:
+    """List of the case's alert copies (JSON, arrival order, bounded)."""
+    return f"{PREFIX}:case:{{{user_id}}}:{case_id}:alerts"
+
+
+def case_history(user_id: str, case_id: str) -> str:
+    """List of the case's history entries (JSON ``{at, actor, action, details}``), append-only."""
+    return f"{PREFIX}:case:{{{user_id}}}:{case_id}:history"
+
+
+def case_owner(case_id: str) -> str:
+    """The user id of a case (its keys are found by it)."""
+    return f"{PREFIX}:case-owner:{{{case_id}}}"
+
+
+def cases_index(status: str) -> str:
+    """Sorted set of case ids scored by last activity (ms): ``open``, ``closed`` or ``all``."""
+    return f"{PREFIX}:cases:index:{status}"
+
+
+def rule_quality(rule_id: str) -> str:
+    """Hash of one rule's verdict counters: alerts, labelled, confirmedFraud, falsePositive."""
+    return f"{PREFIX}:rules:quality:{{{rule_id}}}"
+
+
+def rule_quality_seen(rule_id: str) -> str:
+    """Sorted set (same slot as `rule_quality`) of what was counted (``a:<alertId>``,
+    ``l:<alertId>``), bounded: a repeated count after a crash or redelivery is a no-op."""
+    return f"{PREFIX}:rules:quality:{{{rule_id}}}:seen"
+
+
+RULES_QUALITY_INDEX = f"{PREFIX}:rules:quality:index"
+"""Set of the rule ids that have quality counters."""
+
+LABELS = f"{PREFIX}:labels"
+"""Hash transactionId -> JSON ``{transactionId, userId, label, caseId, at}`` of the labels
+that verdicts gave (a later verdict on the same transaction replaces the earlier)."""
