@@ -50,6 +50,19 @@ class ApiKeys:
             matched |= hmac.compare_digest(candidate, key)
         return matched
 
+    def position(self, presented: str | None) -> int | None:
+        """1-based position of ``presented`` in the configured list (None: not a key), to
+        name who acted (``key-1``) without ever naming the key. Constant time, like
+        `allows`."""
+        if not presented:
+            return None
+        candidate = presented.encode()
+        found: int | None = None
+        for index, key in enumerate(self._keys, start=1):
+            if hmac.compare_digest(candidate, key) and found is None:
+                found = index
+        return found
+
     def require(self, presented: str | None) -> None:
         """Raise the contract's 401 unless ``presented`` (the header's value) is allowed."""
         if not self.allows(presented):

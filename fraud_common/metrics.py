@@ -113,6 +113,18 @@ NOTIFICATIONS = Counter(
     ["channel", "result"],
 )
 
+CASES_OPENED = Counter(
+    "fraud_cases_opened",
+    "Cases opened by the alert-service (a user's first alert with no open case).",
+)
+CASES_CLOSED = Counter(
+    "fraud_cases_closed",
+    "Cases closed by an analyst, by verdict.",
+    ["verdict"],
+)
+for _verdict in ("confirmed_fraud", "false_positive", "legitimate"):
+    CASES_CLOSED.labels(_verdict)
+
 
 OPENAPI_PATH_ITEM: dict[str, Any] = {
     "get": {
