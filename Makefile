@@ -3,8 +3,8 @@ SHELL := /bin/bash
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTHON ?= python3
-CODE := fraud_common transaction-service/transaction_service fraud-detection-service/fraud_detection alert-service/alert_service tools test-client.py
-export PYTHONPATH := $(CURDIR):$(CURDIR)/transaction-service:$(CURDIR)/fraud-detection-service:$(CURDIR)/alert-service
+CODE := fraud_common transaction-service/transaction_service fraud-detection-service/fraud_detection alert-service/alert_service archive-service/archive_service tools test-client.py
+export PYTHONPATH := $(CURDIR):$(CURDIR)/transaction-service:$(CURDIR)/fraud-detection-service:$(CURDIR)/alert-service:$(CURDIR)/archive-service
 
 .PHONY: venv lint test test-fast test-fault dev bench compose-check clean
 

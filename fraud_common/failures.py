@@ -2,9 +2,10 @@
 
 The two kinds are handled in opposite ways, so they are told apart in one place:
 
-- **dependency away** (Redis or the broker unreachable, timing out, loading, read-only
-  after a failover, out of memory): keep the work, back off, retry; nothing is skipped
-  or committed past it, and it resumes by itself when the dependency returns.
+- **dependency away** (Redis, the broker or the archive's PostgreSQL unreachable,
+  timing out, loading, read-only after a failover, out of memory): keep the work, back
+  off, retry; nothing is skipped or committed past it, and it resumes by itself when the
+  dependency returns.
 - **record failure** (anything else: a value no code path expected, a bug in one rule,
   a script error on one user's data): retrying can never help; the record is set aside
   with its reason and the work of everybody else goes on.
@@ -22,6 +23,19 @@ from confluent_kafka import KafkaError, KafkaException
 from fraud_common.kafka.producer import DeliveryFailed
 from fraud_common.redis_client import RETRYABLE_ERRORS
 
+try:  # PostgreSQL (the archive): only the services that use it install psycopg.
+    import psycopg
+
+    # Connection lost, refused, server shutting down or starting (OperationalError; the
+    # pool's PoolTimeout is one), and a deadlock or serialisation failure, which a
+    # retry of the same work resolves (TransactionRollbackError).
+    _DATABASE_AWAY: tuple[type[BaseException], ...] = (
+        psycopg.OperationalError,
+        psycopg.errors.TransactionRollback,
+    )
+except ImportError:  # pragma: no cover - depends on the service's image
+    _DATABASE_AWAY = ()
+
 # Broker errors that say something about one message, not about the broker being away.
 _RECORD_KAFKA_ERRORS = frozenset(
     {
@@ -35,7 +49,7 @@ _RECORD_KAFKA_ERRORS = frozenset(
 def is_dependency_failure(exc: BaseException) -> bool:
     """True when ``exc`` means Redis or the broker is away (retry later), False when the
     work itself cannot be done (set it aside)."""
-    if isinstance(exc, RETRYABLE_ERRORS):
+    if isinstance(exc, RETRYABLE_ERRORS + _DATABASE_AWAY):
         return True
     if isinstance(exc, concurrent.futures.TimeoutError | TimeoutError):
         return True  # an acknowledgement that did not come in time
