@@ -18,7 +18,7 @@ from fraud_common.http_errors import ApiError, json_response, unavailable, valid
 from fraud_common.jsonutil import dumps
 from fraud_common.request_body import read_json_body
 from fraud_common.schemas import Decision, FieldProblem, Transaction
-from transaction_service import idempotency, inline_decision
+from transaction_service import archive_reader, idempotency, inline_decision
 from transaction_service.context import EXTENSION, ServiceContext, current
 from transaction_service.publishing import PublishFailed, StorageUnavailable
 from transaction_service.validation import parse_batch, parse_transaction, transaction_id_for
@@ -158,6 +158,8 @@ def read(transaction_id: str) -> Response:
     except redis.RedisError:
         log.warning("could not read a transaction", exc_info=True)
         raise unavailable("storage is unavailable; retry shortly") from None
+    if record is None:  # past its Redis retention: the archive (when there is one)
+        record, decision = archive_reader.read_archived(transaction_id) or (None, None)
     if record is None:
         raise ApiError(404, "not_found", f"no transaction {transaction_id}")
     view = json.loads(record)
