@@ -14,6 +14,9 @@ import threading
 from flask import Flask
 
 from alert_service import api, dashboard, notify, openapi, stream
+from alert_service.cases import api as cases_api
+from alert_service.cases.quality import RuleQuality
+from alert_service.cases.store import CaseBounds, CaseStore
 from alert_service.consumer import AlertHandler
 from alert_service.settings import AlertServiceSettings
 from alert_service.store import AlertStore, StoreBounds
@@ -68,6 +71,8 @@ def create_app(settings: AlertServiceSettings | None = None) -> Flask:
             stream_max_len=settings.stream_max_len,
         ),
     )
+    quality = RuleQuality(redis_client)
+    cases = CaseStore(redis_client, quality, CaseBounds(alerts_kept=settings.case_alerts_kept))
     loop: ConsumerLoop[Alert] = ConsumerLoop(
         consumer_config=consumer_config(
             settings.kafka_bootstrap_servers,
@@ -78,6 +83,7 @@ def create_app(settings: AlertServiceSettings | None = None) -> Flask:
         topics=[settings.alerts_topic],
         handler=AlertHandler(
             store,
+            cases,
             max_event_age=settings.max_event_age,
             make_durable=functools.partial(durability.wait, redis_client),
         ),
@@ -103,6 +109,8 @@ def create_app(settings: AlertServiceSettings | None = None) -> Flask:
         shutdown,
     )
     app.extensions[api.STORE_EXTENSION] = store
+    app.extensions[cases_api.CASES_EXTENSION] = cases
+    app.extensions[cases_api.QUALITY_EXTENSION] = quality
     app.extensions[api.API_KEYS_EXTENSION] = ApiKeys(settings.api_keys)
     app.extensions[REDIS_EXTENSION] = redis_client
     install_health(
@@ -119,6 +127,7 @@ def create_app(settings: AlertServiceSettings | None = None) -> Flask:
 
     for blueprint in (
         api.blueprint,
+        cases_api.blueprint,
         stream.blueprint,
         openapi.blueprint,
         dashboard.blueprint,

@@ -1,7 +1,8 @@
 """What the alert-service's consumer loop does with a batch of ``fraud-alerts`` messages.
 
 decode: a message must be an `Alert` (else it is dead-lettered by the loop).
-handle: store the whole batch in one round trip (idempotent per alertId) and log one
+handle: store the whole batch in one round trip (idempotent per alertId), put every
+alert into its user's open case (idempotent too: a redelivery joins once) and log one
 readable line per alert seen for the first time. A dependency failure makes the loop
 retry the batch without committing it; any other failure makes it find the failing
 alerts and dead-letter them, while the others are stored.
@@ -18,6 +19,7 @@ from typing import Any
 from confluent_kafka import Message
 from pydantic import ValidationError
 
+from alert_service.cases.store import CaseStore
 from alert_service.store import AlertStore
 from fraud_common import metrics
 from fraud_common.kafka.consumer_loop import InvalidMessage, Record, Rejected
@@ -30,11 +32,13 @@ class AlertHandler:
     def __init__(
         self,
         store: AlertStore,
+        cases: CaseStore,
         *,
         max_event_age: timedelta,
         make_durable: Callable[[], None] = lambda: None,
     ) -> None:
         self._store = store
+        self._cases = cases
         self._make_durable = make_durable
         self._decode_context = {MAX_EVENT_AGE_CONTEXT: max_event_age}
 
@@ -52,7 +56,11 @@ class AlertHandler:
             raise InvalidMessage(f"not a valid alert: {problems}") from exc
 
     def handle(self, records: Sequence[Record[Alert]]) -> None:
-        stored_now = self._store.store([r.value for r in records])
+        alerts = [r.value for r in records]
+        stored_now = self._store.store(alerts)
+        # Every alert, new or redelivered: a crash after the store and before the cases
+        # is finished by the redelivery (the case step is idempotent per alert).
+        self._cases.add_alerts(alerts)
         self._make_durable()  # REDIS_DURABILITY: on disk before the offsets are stored
         for stored in stored_now:
             if stored.new:

@@ -31,6 +31,8 @@ class AlertServiceSettings(ServiceSettings):
     # X-API-Key for /api/v1/alerts*, /api/v1/stats (empty: open); /health, /metrics open.
     api_keys: KeyList = Field(default_factory=list)
     consumer_stall_seconds: float = Field(default=30.0, gt=0)
+    # Alert copies (and history lines) a case keeps; its alertCount counts every alert.
+    case_alerts_kept: int = Field(default=1000, ge=1)
 
     # Notifications (webhooks, email) and their noise control.
     webhook_urls: Annotated[list[str], NoDecode] = Field(default_factory=list)

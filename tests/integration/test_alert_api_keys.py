@@ -34,7 +34,7 @@ def keyed(kafka_bootstrap: str, redis_server_url: str) -> Iterator[tuple[Flask, 
         yield app, url
 
 
-def _data_routes(app: Flask, alert_id: str) -> list[str]:
+def _data_routes(app: Flask, values: dict[str, str]) -> list[str]:
     """Every GET route of the app except the open ones, with its parameter filled in."""
     paths = []
     for rule in app.url_map.iter_rules():
@@ -46,7 +46,7 @@ def _data_routes(app: Flask, alert_id: str) -> list[str]:
         ):
             continue
         for argument in rule.arguments:
-            path = path.replace(f"<{argument}>", alert_id)
+            path = path.replace(f"<{argument}>", values[argument])
         paths.append(path)
     return sorted(paths)
 
@@ -58,7 +58,9 @@ def test_every_data_route_is_401_without_a_valid_key_and_200_with_one(
     alert = make_alert("keyed-user")
     store: AlertStore = app.extensions["alert_service.store"]
     store.store([alert])
-    routes = _data_routes(app, alert.alertId)
+    case_id = app.extensions["alert_service.cases"].add_alerts([alert])[0].case_id
+    values = {"alertId": alert.alertId, "caseId": case_id}
+    routes = _data_routes(app, values)
     assert {
         "/api/v1/alerts",
         f"/api/v1/alerts/{alert.alertId}",
@@ -73,7 +75,7 @@ def test_every_data_route_is_401_without_a_valid_key_and_200_with_one(
             assert response.headers["WWW-Authenticate"] == "X-API-Key"
             assert response.json()["error"]["code"] == "unauthorized"
             assert "keyed-user" not in response.text
-            assert_conforms(document(), _template(path, alert.alertId), "get", response)
+            assert_conforms(document(), _template(path, values), "get", response)
         if path == "/api/v1/alerts/stream":
             for key in KEYS:
                 with SseSubscriber(url + path, headers={"X-API-Key": key}) as sub:
@@ -115,6 +117,8 @@ def test_without_keys_the_data_routes_are_open(
             assert client.get(path).status_code == 200, path
 
 
-def _template(path: str, alert_id: str) -> str:
+def _template(path: str, values: dict[str, str]) -> str:
     """The document's path for a served one."""
-    return path.replace(alert_id, "{alertId}")
+    for name, value in values.items():
+        path = path.replace(value, f"{{{name}}}")
+    return path
