@@ -127,6 +127,8 @@ class ArchiveReader:
             open=False,
             timeout=timeout,
             kwargs={"autocommit": True, "connect_timeout": max(1, int(timeout))},
+            # A connection broken by a database restart is replaced before it is lent.
+            check=ConnectionPool.check_connection,
         )
         self._opened = False
 

@@ -24,6 +24,7 @@ TRANSACTIONS_TOPIC = "transactions"
 ALERTS_TOPIC = "fraud-alerts"
 DETECTOR_GROUP = "fraud-detection-group"
 ALERT_GROUP = "fraud-alert-group"
+ARCHIVE_GROUP = "fraud-archive-group"
 
 
 def dlq_topic(topic: str) -> str:

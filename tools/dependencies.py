@@ -1,9 +1,10 @@
-"""The broker and Redis as the local stack holds them: started here or given by address.
+"""The broker, Redis and PostgreSQL as the local stack holds them: started here or given
+by address.
 
 A `Dependency` started here can be stopped and started again on the same port (Redis
-reloads its append-only file; the memory broker comes back empty, so its topics are
-created again) and is watched by the stack's supervisor; one given by address belongs
-to someone else and is never touched.
+reloads its append-only file, PostgreSQL its data directory; the memory broker comes
+back empty, so its topics are created again) and is watched by the stack's supervisor;
+one given by address belongs to someone else and is never touched.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import threading
 from collections.abc import Callable, Iterator
 
 from tools.local_services import RedisServer, TansuBroker
+from tools.postgres_server import PostgresServer
 
 
 @contextlib.contextmanager
@@ -37,7 +39,7 @@ class Dependency:
         self,
         name: str,
         address: str,
-        server: RedisServer | TansuBroker | None,
+        server: RedisServer | TansuBroker | PostgresServer | None,
         *,
         after_start: Callable[[], None] | None = None,
     ) -> None:
@@ -70,7 +72,7 @@ class Dependency:
     def healthy(self) -> bool:
         return self.running  # `start` returns only once it answers
 
-    def _own(self) -> RedisServer | TansuBroker:
+    def _own(self) -> RedisServer | TansuBroker | PostgresServer:
         if self.server is None:
             raise RuntimeError(f"{self.name} at {self.address} was not started by the devstack")
         return self.server

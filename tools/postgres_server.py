@@ -5,8 +5,10 @@ only by whoever started it. The machine's own server (5432) is never touched.
 The postmaster runs in the foreground as this object's child (as `RedisServer` does),
 so the stack's supervisor sees it die and can start it again on the same port and
 data; `stop` is ``pg_ctl stop -m fast`` (SIGINT: open sessions are ended, not awaited).
-PostgreSQL refuses to run as root: as root, the directory is handed to the ``postgres``
-user and the server runs as it (``setpriv``, which execs, so the pid is the server's).
+PostgreSQL refuses to run as root: as root, the server runs as the ``postgres`` user
+(``setpriv``, which execs, so the pid is the server's), with its data directory and
+socket in a temporary directory of that user's (the log directory, e.g. under pytest's
+root-only temporary tree, may be out of its reach); the log stays in ``log_dir``.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import pwd
 import shutil
 import signal
 import subprocess
+import tempfile
 from pathlib import Path
 
 from tools.local_services import _Process
@@ -47,8 +50,13 @@ class PostgresServer(_Process):
         super().__init__(log_dir)
         self.fsync = fsync
         self.bin = postgres_bin_dir()
-        self.data = self.dir / "data"
         self._run_as = _unprivileged_user()
+        self.home = self.dir
+        """Where the data directory and the socket live."""
+        if self._run_as is not None:
+            self.home = Path(tempfile.mkdtemp(prefix="postgres-data-"))
+            os.chown(self.home, self._run_as.pw_uid, self._run_as.pw_gid)
+        self.data = self.home / "data"
 
     @property
     def url(self) -> str:
@@ -68,9 +76,7 @@ class PostgresServer(_Process):
     def _initdb(self) -> None:
         if (self.data / "PG_VERSION").exists():
             return  # started before: same data
-        if self._run_as is not None:
-            os.chown(self.dir, self._run_as.pw_uid, self._run_as.pw_gid)
-        subprocess.run(
+        done = subprocess.run(
             self._as_user(
                 [
                     str(self.bin / "initdb"),
@@ -82,10 +88,11 @@ class PostgresServer(_Process):
                     "--no-sync",
                 ]
             ),
-            check=True,
             capture_output=True,
-            cwd=self.dir,
+            cwd=self.home,
         )  # fmt: skip
+        if done.returncode != 0:
+            raise RuntimeError(f"initdb failed:\n{done.stderr.decode(errors='replace')[-2000:]}")
 
     def _command(self) -> list[str]:
         return self._as_user(
@@ -93,7 +100,7 @@ class PostgresServer(_Process):
                 str(self.bin / "postgres"),
                 "-D", str(self.data),
                 "-p", str(self.port),
-                "-k", str(self.dir),
+                "-k", str(self.home),
                 "-c", "listen_addresses=127.0.0.1",
                 "-c", f"fsync={'on' if self.fsync else 'off'}",
             ]
@@ -132,6 +139,11 @@ class PostgresServer(_Process):
                 self.process.kill()
                 self.process.wait(10)
         super().stop(timeout)
+
+    def cleanup(self) -> None:
+        super().cleanup()
+        if self.home != self.dir:
+            shutil.rmtree(self.home, ignore_errors=True)
 
 
 def _unprivileged_user() -> pwd.struct_passwd | None:

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Self
 
-from fraud_common.settings import ALERT_GROUP, DETECTOR_GROUP
+from fraud_common.settings import ALERT_GROUP, ARCHIVE_GROUP, DETECTOR_GROUP
 from tools.local_services import free_port, port_open, wait_for
 
 REPO = Path(__file__).resolve().parent.parent
@@ -65,15 +65,26 @@ SERVICES: tuple[ServiceSpec, ...] = (
         "alert-service", "alert-service", "alert_service:create_app()", "/health", 5002, 5000
     ),
 )
-CONSUMER_GROUPS = {"fraud-detection-service": DETECTOR_GROUP, "alert-service": ALERT_GROUP}
+ARCHIVE = ServiceSpec(
+    "archive-service", "archive-service", "archive_service:create_app()", "/health", 5003, 5000
+)
+"""The archiver (PostgreSQL archive of records and decisions): run by the stack beside
+`SERVICES` when it has an archive database (`tools.stack.DevStack` ``archive``)."""
+CONSUMER_GROUPS = {
+    "fraud-detection-service": DETECTOR_GROUP,
+    "alert-service": ALERT_GROUP,
+    "archive-service": ARCHIVE_GROUP,
+}
 _ALIASES = {"transaction": 0, "detector": 1, "fraud-detection": 1, "alert": 2}
 
 
 def spec(name: str) -> ServiceSpec:
     """A service by its name (``alert-service``) or short name (``alert``, ``detector``)."""
-    for item in SERVICES:
+    for item in (*SERVICES, ARCHIVE):
         if item.name == name:
             return item
+    if name == "archive":
+        return ARCHIVE
     if name in _ALIASES:
         return SERVICES[_ALIASES[name]]
     raise KeyError(f"no service named {name!r}")

@@ -1,9 +1,12 @@
-"""The local stack without Docker: a broker, Redis and the three services, supervised.
+"""The local stack without Docker: a broker, Redis, PostgreSQL and the services, supervised.
 
 `DevStack` starts the embedded Tansu broker and a ``redis-server`` (append-only, so its
 data survives a restart) on free ports unless existing ones are given, creates the
 topics, runs each service under gunicorn (`tools.service_process`) and waits until every
-health endpoint answers 200. Then a `tools.supervision.Supervisor` watches them, as
+health endpoint answers 200. With ``archive`` (the default) it also starts PostgreSQL
+(`tools.postgres_server`: initdb into the state directory, a free port; or uses
+``archive_database_url``) and the archive-service, and every service gets
+``ARCHIVE_DATABASE_URL``. Then a `tools.supervision.Supervisor` watches them, as
 compose's ``restart: unless-stopped`` would:
 
 - a service whose master dies is restarted (backoff, a report line saying so);
@@ -36,7 +39,9 @@ from fraud_common.kafka.topics import contract_topics, ensure_topics
 from fraud_common.metrics import MULTIPROC_ENV, prepare_multiprocess_dir
 from tools.dependencies import Dependency, terminal_interrupt_blocked
 from tools.local_services import RedisServer, TansuBroker, free_port, wait_for
+from tools.postgres_server import PostgresServer
 from tools.service_process import (
+    ARCHIVE,
     CONSUMER_GROUPS,
     REPO,
     SERVICES,
@@ -72,6 +77,9 @@ class DevStack:
         transaction_port: int = 3001,
         detector_port: int = 5001,
         alert_port: int = 5002,
+        archive_port: int = ARCHIVE.host_port,
+        archive: bool = True,
+        archive_database_url: str | None = None,
         detectors: int = 1,
         kafka_bootstrap_servers: str | None = None,
         redis_url: str | None = None,
@@ -91,7 +99,10 @@ class DevStack:
             "transaction-service": transaction_port,
             "fraud-detection-service": detector_port,
             "alert-service": alert_port,
+            "archive-service": archive_port,
         }
+        self.archive = archive
+        self._postgres_given = archive_database_url
         self.detectors = detectors
         self.transactions_topic = transactions_topic
         self.alerts_topic = alerts_topic
@@ -107,13 +118,15 @@ class DevStack:
         self._report = report or log.warning
         self.broker: Dependency | None = None
         self.redis: Dependency | None = None
+        self.postgres: Dependency | None = None
         self.services: dict[str, ServiceProcess] = {}
         self.supervisor: Supervisor | None = None
 
     @classmethod
     def on_free_ports(cls, **kwargs: object) -> DevStack:
         """A stack whose three services listen on free ports (for tests)."""
-        ports = {name: free_port() for name in ("transaction_port", "detector_port", "alert_port")}
+        names = ("transaction_port", "detector_port", "alert_port", "archive_port")
+        ports = {name: free_port() for name in names}
         return cls(**ports, **kwargs)  # type: ignore[arg-type]
 
     # -- addresses ----------------------------------------------------------------
@@ -130,6 +143,16 @@ class DevStack:
             raise RuntimeError("the stack is not started")
         return self.redis.address
 
+    @property
+    def archive_database_url(self) -> str | None:
+        """The archive's PostgreSQL (None without the archive)."""
+        return None if self.postgres is None else self.postgres.address
+
+    @property
+    def specs(self) -> tuple[ServiceSpec, ...]:
+        """The services this stack runs: the three, and the archiver with an archive."""
+        return (*SERVICES, ARCHIVE) if self.archive else SERVICES
+
     def service(self, name: str) -> ServiceProcess:
         """A service by name or short name (``transaction``, ``detector``, ``alert``)."""
         return self.services[spec(name).name]
@@ -140,9 +163,10 @@ class DevStack:
 
     def ready_line(self) -> str:
         parts = [f"{name} {process.url}" for name, process in self.services.items()]
+        archive = f"postgres {self.archive_database_url}; " if self.archive else ""
         return (
             f"devstack ready: {', '.join(parts)}; dashboard {self.service('alert').url}/; "
-            f"kafka {self.kafka_bootstrap_servers}; redis {self.redis_url}; "
+            f"kafka {self.kafka_bootstrap_servers}; redis {self.redis_url}; {archive}"
             f"logs {self.log_dir}"
         )
 
@@ -154,7 +178,7 @@ class DevStack:
         try:
             self._start_dependencies()
             self.create_topics()
-            for service in SERVICES:
+            for service in self.specs:
                 process = ServiceProcess(
                     service,
                     port=self.ports[service.name],
@@ -179,8 +203,9 @@ class DevStack:
         self.supervisor = Supervisor(self._report, backoff=self._backoff)
         for process in self.services.values():
             self.supervisor.watch(process)
-        if self.redis is not None and self.redis.owned:
-            self.supervisor.watch(self.redis)
+        for dependency in (self.redis, self.postgres):
+            if dependency is not None and dependency.owned:
+                self.supervisor.watch(dependency)
         if self.broker is not None and self.broker.owned:
             self.supervisor.watch(self.broker, fatal=BROKER_DEATH)
 
@@ -240,6 +265,13 @@ class DevStack:
         else:
             server = RedisServer(self.state_dir / "redis", appendonly=True).start()
             self.redis = Dependency("redis", server.url, server)
+        if not self.archive:
+            return
+        if self._postgres_given:
+            self.postgres = Dependency("postgres", self._postgres_given, None)
+        else:
+            postgres = PostgresServer(self.state_dir / "postgres").start()
+            self.postgres = Dependency("postgres", postgres.url, postgres)
 
     def create_topics(self, timeout: float = 30.0) -> None:
         """The contract's four topics under this stack's names (idempotent)."""
@@ -271,6 +303,7 @@ class DevStack:
             "LOG_LEVEL": self.log_level,
             "TRANSACTIONS_TOPIC": self.transactions_topic,
             "ALERTS_TOPIC": self.alerts_topic,
+            "ARCHIVE_DATABASE_URL": self.archive_database_url,
         }
         if service.name == "fraud-detection-service":
             settings["WEB_CONCURRENCY"] = str(self.detectors)  # one consumer per worker
@@ -288,9 +321,11 @@ class DevStack:
             process.terminate()
         for process in reversed(list(self.services.values())):
             process.stop()
-        for dependency in (self.broker, self.redis):
+        for dependency in (self.broker, self.redis, self.postgres):
             if dependency is not None and dependency.owned:
                 dependency.stop()
+        if self.postgres is not None and isinstance(self.postgres.server, PostgresServer):
+            self.postgres.server.cleanup()  # as root its data lives in a temporary directory
 
     # -- supervision ------------------------------------------------------------------
 
@@ -301,7 +336,7 @@ class DevStack:
 
     def restarts(self, name: str) -> int:
         """How often the supervisor restarted a service (``redis`` and ``kafka`` too)."""
-        key = name if name in ("redis", "kafka") else spec(name).name
+        key = name if name in ("redis", "kafka", "postgres") else spec(name).name
         return 0 if self.supervisor is None else self.supervisor.restarts(key)
 
     def kill(self, name: str) -> int:

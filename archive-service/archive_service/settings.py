@@ -5,9 +5,7 @@ from __future__ import annotations
 from pydantic import Field, SecretStr, model_validator
 
 from fraud_common.kafka.topics import DECISIONS_TOPIC
-from fraud_common.settings import ServiceSettings
-
-ARCHIVE_GROUP = "fraud-archive-group"
+from fraud_common.settings import ARCHIVE_GROUP, ServiceSettings
 
 
 class ArchiveServiceSettings(ServiceSettings):
