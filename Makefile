@@ -36,7 +36,7 @@ dev: venv
 	$(PY) tools/devstack.py up $(DEVSTACK_ARGS)
 
 bench: venv
-	$(PY) tools/bench.py $(BENCH_ARGS)
+	$(PY) -m tools.bench $(BENCH_ARGS)
 
 compose-check:
 	docker-compose --env-file $(if $(wildcard .env),.env,.env.example) -f docker-compose.yml config -q
