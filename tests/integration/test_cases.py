@@ -18,12 +18,14 @@ from alert_service import create_app
 from alert_service.cases.api import CASES_EXTENSION
 from alert_service.cases.quality import RuleQuality
 from alert_service.cases.store import CaseStore
+from alert_service.openapi import document
 from alert_service.store import AlertStore
 from fraud_common import keys
 from fraud_common.schemas import Alert
 from tests.conftest import TopicNames
 from tests.support.alert_app import alert_settings, closing, served
 from tests.support.cases_support import CasesClient, rule_alert
+from tests.support.transaction_server import assert_conforms
 
 pytestmark = pytest.mark.integration
 
@@ -122,6 +124,12 @@ def test_a_case_collects_a_users_alerts_and_is_closed_once_with_its_history(
 
     again = client.post(case["caseId"], "close", {"verdict": "legitimate"})
     assert again.status_code == 409
+    doc = document()  # every kind of answer is the documented one
+    assert_conforms(doc, "/api/v1/cases", "get", client.page(status="closed"))
+    assert_conforms(doc, "/api/v1/cases/{caseId}", "get", client.get(case["caseId"]))
+    assert_conforms(doc, "/api/v1/cases/{caseId}", "get", client.get("unknown"))
+    for action, response in (("assign", assigned), ("close", closed), ("close", again)):
+        assert_conforms(doc, f"/api/v1/cases/{{caseId}}/{action}", "post", response)
     assert again.json()["error"]["code"] == "conflict"
     assert client.post(case["caseId"], "assign", {"assignee": "x"}).status_code == 409
     assert client.get(case["caseId"]).json()["history"] == history  # nothing written

@@ -15,6 +15,7 @@ RULE_TYPES = {
     "large-amount": "large_transaction_detected",
     "rapid-transactions": "multiple_rapid_transactions_detected",
     "location-change": "unusual_location_change_detected",
+    "amount-velocity": "amount_velocity_detected",
 }
 
 
