@@ -11,6 +11,7 @@ only when every expected alert arrived and no unexpected one did.
     python test-client.py --follow              # only watch the live stream
     python test-client.py --test large --wait 2 # each decision inline (Prefer: wait=2)
     python test-client.py --health
+    python test-client.py --simulate --transactions 2000 --seed 7  # tools/simulate.py
 
 Needs only the standard library and ``requests``.
 """
@@ -514,6 +515,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--seed", type=int, help="random: seed for a repeatable run")
     parser.add_argument(
+        "--simulate",
+        action="store_true",
+        help="labelled traffic and a scorecard per fraud pattern: tools/simulate.py with "
+        "the options that follow (see python tools/simulate.py --help)",
+    )
+    parser.add_argument(
         "--wait",
         type=int,
         metavar="N",
@@ -529,6 +536,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if "--simulate" in argv:  # a thin entry: the simulator lives in tools/ beside this file
+        from tools import simulate
+
+        return simulate.main([a for a in argv if a != "--simulate"])
     args = parse_args(argv)
     if args.health:
         status = check_health(

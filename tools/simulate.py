@@ -150,6 +150,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--alerts-url", default="http://localhost:5002", help="alert-service")
     parser.add_argument("--api-key", default=os.environ.get("API_KEY"), help="X-API-Key")
     parser.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for results")
+    parser.add_argument("--detector-url", help=argparse.SUPPRESS)  # test-client's, unused here
     return parser.parse_args(argv)
 
 
