@@ -12,6 +12,7 @@
 // /api/v1/stats is polled for the per-second chart and the throughput figures.
 // API key: when the service answers 401 the page stops, asks for the key once, keeps it in
 // sessionStorage (this tab only, gone when it closes) and sends it with every request.
+// The case queue, the case page and the rules panel are cases.js's (window.FraudDashboard).
 "use strict";
 
 (() => {
@@ -388,6 +389,17 @@
     state.locked = false;
     subscribe();
     pollStats();
+    for (const listener of unlockListeners) listener();
+  });
+
+  // For cases.js (the analyst's queue, loaded after this file): the same keyed fetch, and
+  // a call when a key is given after a 401.
+  const unlockListeners = [];
+  window.FraudDashboard = Object.freeze({
+    api,
+    Unauthorized,
+    locked: () => state.locked,
+    onUnlock: (listener) => unlockListeners.push(listener),
   });
 
   // ---------------------------------------------------------------- stream and list
