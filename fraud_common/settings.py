@@ -73,11 +73,6 @@ class ServiceSettings(BaseSettings):
         "waitaof (WAITAOF confirms the local fsync; Redis >= 7.2 with appendonly yes), always "
         "(the server must run appendfsync always); see fraud_common.durability",
     )
-    archive_database_url: SecretStr | None = Field(
-        default=None,
-        description="postgresql://user:password@host:port/db of the archive of records and "
-        "decisions (fraud_common.archive); empty: no archive",
-    )
     max_event_age_seconds: int = Field(
         default=7 * 24 * 3600,
         ge=60,
@@ -130,12 +125,6 @@ class ServiceSettings(BaseSettings):
         # Legacy names are not fields, so pydantic-settings would drop them before the
         # validator above sees them; a source that adds them back keeps them visible.
         return (init_settings, env_settings, _LegacyEnvSource(settings_cls), file_secret_settings)
-
-    @property
-    def archive_url(self) -> str | None:
-        """``ARCHIVE_DATABASE_URL``, or None when the archive is off (unset or empty)."""
-        url = self.archive_database_url
-        return url.get_secret_value() or None if url is not None else None
 
     @property
     def transactions_dlq(self) -> str:

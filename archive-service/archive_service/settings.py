@@ -18,6 +18,9 @@ class ArchiveServiceSettings(ServiceSettings):
     decisions_topic: str = Field(
         default=DECISIONS_TOPIC, min_length=1, description="the detector's decisions topic"
     )
+    archive_database_url: SecretStr = Field(
+        description="postgresql://user:password@host:port/db of the archive"
+    )
     consumer_batch_size: int = Field(default=500, ge=1, le=10000)
     consumer_poll_timeout_seconds: float = Field(default=0.25, gt=0)
     consumer_stall_seconds: float = Field(default=30.0, gt=0)
@@ -25,12 +28,10 @@ class ArchiveServiceSettings(ServiceSettings):
 
     @model_validator(mode="after")
     def _needs_a_database(self) -> ArchiveServiceSettings:
-        if self.archive_url is None:
+        if not self.archive_database_url.get_secret_value():
             raise ValueError("ARCHIVE_DATABASE_URL is required by the archive-service")
         return self
 
     @property
     def database_url(self) -> str:
-        url = self.archive_url
-        assert url is not None  # checked above
-        return url
+        return self.archive_database_url.get_secret_value()

@@ -117,6 +117,8 @@ def test_prod_file_is_valid_with_the_example_env() -> None:
         *BROKERS,
         "create-topics",
         "redis",
+        "postgres",  # the archive of records and decisions
+        "archive-service",
         *PYTHON_SERVICES,
     }, "no Kafka UI, RedisInsight or Mailpit in production"
 
