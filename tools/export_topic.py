@@ -3,8 +3,8 @@
     python tools/export_topic.py --bootstrap 127.0.0.1:9092 --output recorded.jsonl
     python tools/export_topic.py --bootstrap ... --since 2026-12-01T00:00:00Z --until ...
 
-Every partition is read from its first offset to the high watermark taken at the start
-(what was on the topic when the export began), without joining any consumer group and
+Every partition is read from its first offset to the end of its log (what was on the
+topic when the export caught up with it), without joining any consumer group and
 without committing anything, so it never disturbs the detector. ``--since``/``--until``
 keep transactions whose event time (``timestamp``) is in ``[since, until)``;
 ``--from-offset``/``--to-offset`` bound the offsets read in every partition. Each line
@@ -29,7 +29,7 @@ if __name__ == "__main__":  # run as a script: import `tools.*` and the shared l
     sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _REPO / "tools"]
     sys.path.insert(0, str(_REPO))
 
-from confluent_kafka import Consumer, KafkaException, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
 from fraud_common.schemas import parse_timestamp
 from tools.backtest_input import event_time
@@ -47,9 +47,10 @@ def read_topic(
     progress: bool = True,
     extra: dict[str, Any] | None = None,
 ) -> Iterator[tuple[str, bytes]]:
-    """``(topic/partition@offset, value)`` of every message up to the watermarks taken at
-    the start; raises `KafkaException` when the topic cannot be read, TimeoutError when no
-    message arrives for ``timeout`` s while some are still due."""
+    """``(topic/partition@offset, value)`` of every message of the non-empty partitions
+    up to the end of each log (and before ``to_offset``); raises `KafkaException` when
+    the topic cannot be read, TimeoutError when no message arrives for ``timeout`` s
+    while some are still due."""
     consumer = Consumer(
         {
             "bootstrap.servers": bootstrap,
@@ -58,6 +59,7 @@ def read_topic(
             "enable.auto.offset.store": False,
             "auto.offset.reset": "earliest",
             "fetch.wait.max.ms": 10,
+            "enable.partition.eof": True,
             **(extra or {}),
         }
     )
@@ -71,11 +73,10 @@ def read_topic(
         for partition in sorted(described.partitions):
             low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)
             first = max(low, from_offset or 0)
-            last = high if to_offset is None else min(high, to_offset)
-            if first < last:
-                ends[partition] = last
+            if high > low and (to_offset is None or first < to_offset):
+                ends[partition] = sys.maxsize if to_offset is None else to_offset
                 starts.append(TopicPartition(topic, partition, first))
-        total = sum(ends[p.partition] - p.offset for p in starts)
+        total = sum(consumer.get_watermark_offsets(p, timeout=10)[1] - p.offset for p in starts)
         if not starts:
             return
         consumer.assign(starts)
@@ -92,6 +93,9 @@ def _drain(
     timeout: float,
     progress: bool,
 ) -> Iterator[tuple[str, bytes]]:
+    """Messages until every partition reached its end: the offset bound, or the end of
+    the log (librdkafka's partition EOF; Tansu's high watermark counts record batches,
+    not records, so the watermark alone would stop early there)."""
     done = 0
     last_seen = last_report = time.monotonic()
     while ends:
@@ -100,21 +104,28 @@ def _drain(
         if not batch and now - last_seen > timeout:
             raise TimeoutError(f"no message for {timeout:.0f} s; {sorted(ends)} unfinished")
         for message in batch:
-            if message.error() is not None:
-                continue  # partition EOF and transient errors: librdkafka goes on
             partition, offset = message.partition(), message.offset()
-            end = None if partition is None else ends.get(partition)
-            if partition is None or offset is None or end is None or offset >= end:
+            if partition is None or partition not in ends:
+                continue
+            error = message.error()
+            if error is not None:
+                if error.code() == KafkaError._PARTITION_EOF:
+                    _finish(consumer, topic, ends, partition)
+                continue  # transient errors: librdkafka goes on
+            if offset is None or offset >= ends[partition]:
+                _finish(consumer, topic, ends, partition)
                 continue
             last_seen = now
             done += 1
             yield f"{topic}/{partition}@{offset}", message.value() or b""
-            if offset + 1 >= end:
-                del ends[partition]
-                consumer.incremental_unassign([TopicPartition(topic, partition)])
         if progress and now - last_report >= 2.0:
             last_report = now
-            print(f"export: {done:,}/{total:,} messages", file=sys.stderr, flush=True)
+            print(f"export: {done:,} messages, about {total:,} due", file=sys.stderr, flush=True)
+
+
+def _finish(consumer: Consumer, topic: str, ends: dict[int, int], partition: int) -> None:
+    del ends[partition]
+    consumer.incremental_unassign([TopicPartition(topic, partition)])
 
 
 def in_range(value: bytes, since: datetime | None, until: datetime | None) -> bool:
