@@ -28,7 +28,8 @@ class AlertServiceSettings(ServiceSettings):
     # Open streams per worker process; beyond it a subscriber gets 503 + Retry-After.
     # gunicorn.conf.py sizes the thread pool above it, so the API always has threads.
     sse_max_subscribers: int = Field(default=50, ge=1, le=1000)
-    # X-API-Key for /api/v1/alerts*, /api/v1/stats (empty: open); /health, /metrics open.
+    # X-API-Key for /api/v1/alerts*, /api/v1/stats and the case routes (empty: open);
+    # /health, /metrics open.
     api_keys: KeyList = Field(default_factory=list)
     consumer_stall_seconds: float = Field(default=30.0, gt=0)
     # Alert copies (and history lines) a case keeps; its alertCount counts every alert.
