@@ -77,7 +77,7 @@ class DevStack:
         transaction_port: int = 3001,
         detector_port: int = 5001,
         alert_port: int = 5002,
-        archive_port: int = ARCHIVE.host_port,
+        archive_port: int | None = None,
         archive: bool = True,
         archive_database_url: str | None = None,
         detectors: int = 1,
@@ -99,7 +99,9 @@ class DevStack:
             "transaction-service": transaction_port,
             "fraud-detection-service": detector_port,
             "alert-service": alert_port,
-            "archive-service": archive_port,
+            # Not a contract port (health and metrics only): free unless given, so that
+            # two stacks on one machine never collide on it.
+            "archive-service": archive_port or free_port(),
         }
         self.archive = archive
         self._postgres_given = archive_database_url
