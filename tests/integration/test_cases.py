@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from importlib import resources
 from typing import Any
 
 import pytest
@@ -282,3 +283,69 @@ def test_without_keys_the_actor_is_anonymous_or_the_analyst(service: tuple[Flask
     client.post(case_id, "assign", {"assignee": "ana"})
     closed = client.post(case_id, "close", {"verdict": "legitimate"}, **{"X-Analyst": "ana"})
     assert [h["actor"] for h in closed.json()["history"]] == ["system", "anonymous", "ana"]
+
+
+def test_a_retry_repairs_a_crash_between_the_steps(
+    service: tuple[Flask, str], redis_client: redis.Redis
+) -> None:
+    """What a crash after a case script and before the later steps leaves is finished by
+    the retry: the redelivered batch (lookup, indexes, counters) or the second close
+    (labels, counters, indexes), without counting anything twice."""
+    app, url = service
+    client = CasesClient(url)
+    alert = rule_alert("u-crash", "large-amount", 75)
+    deliver(app, [alert])
+    case_id = only_case(client, "u-crash")["caseId"]
+    # As if the process died right after add_alert.lua: no lookup, no index, no count.
+    redis_client.delete(
+        keys.case_owner(case_id),
+        keys.cases_index("open"),
+        keys.cases_index("all"),
+        keys.rule_quality("large-amount"),
+        keys.rule_quality_seen("large-amount"),
+    )
+    assert client.get(case_id).status_code == 404
+    deliver(app, [alert])  # the redelivery
+    assert only_case(client, "u-crash")["alertCount"] == 1
+    assert client.quality()["large-amount"]["alerts"] == 1
+
+    # As if the process died right after change_case.lua closed it.
+    source = resources.files("alert_service.cases").joinpath("change_case.lua").read_text()
+    redis_client.register_script(source)(
+        keys=[
+            keys.case("u-crash", case_id),
+            keys.case_history("u-crash", case_id),
+            keys.case_open("u-crash"),
+        ],
+        args=[
+            *("close", case_id, "ana", "2026-12-01T00:00:00.000Z", 1_795_000_000_000),
+            *("confirmed_fraud", ""),
+        ],
+    )
+    assert client.quality()["large-amount"]["labelled"] == 0
+    retry = client.post(case_id, "close", {"verdict": "confirmed_fraud"})
+    assert retry.status_code == 409
+    quality = client.quality()["large-amount"]
+    assert (quality["labelled"], quality["confirmedFraud"], quality["precision"]) == (1, 1, 1.0)
+    assert client.all_cases(status="open") == []
+    assert [c["caseId"] for c in client.all_cases(status="closed")] == [case_id]
+    assert client.post(case_id, "close", {"verdict": "confirmed_fraud"}).status_code == 409
+    assert client.quality()["large-amount"]["labelled"] == 1  # still once
+
+
+def test_a_case_still_reads_after_its_alerts_expired(
+    service: tuple[Flask, str], redis_client: redis.Redis
+) -> None:
+    app, url = service
+    client = CasesClient(url)
+    alerts = [rule_alert("u-old", "large-amount", 60), rule_alert("u-old", "location-change", 80)]
+    deliver(app, alerts)
+    case_id = only_case(client, "u-old")["caseId"]
+    for alert in alerts:  # what the alert TTL does after 30 days
+        redis_client.delete(keys.alert(alert.alertId))
+    redis_client.delete(keys.alerts_by_user("u-old"), keys.ALERTS_RECENT)
+    detail = client.get(case_id).json()
+    assert [a["alertId"] for a in detail["alerts"]] == [a.alertId for a in alerts]
+    closed = client.post(case_id, "close", {"verdict": "false_positive"})
+    assert closed.status_code == 200
+    assert client.quality()["location-change"]["falsePositive"] == 1
