@@ -28,7 +28,7 @@ try:  # PostgreSQL (the archive): only the services that use it install psycopg.
 
     # Connection lost, refused, server shutting down or starting (OperationalError; the
     # pool's PoolTimeout is one), and a deadlock or serialisation failure, which a
-    # retry of the same work resolves (TransactionRollbackError).
+    # retry of the same work resolves (TransactionRollback: DeadlockDetected and others).
     _DATABASE_AWAY: tuple[type[BaseException], ...] = (
         psycopg.OperationalError,
         psycopg.errors.TransactionRollback,
