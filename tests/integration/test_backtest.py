@@ -163,3 +163,10 @@ def test_a_backtest_never_touches_the_live_keys(
     result = run_json(capsys)
     assert result["rules"]["large-amount"]["hits"] == 3  # bt-l1 judged afresh, not "approve"
     assert _digest(redis_url) == before
+
+
+def test_workers_split_by_user_judge_exactly_as_one_process(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    args = ("--compare-rules", str(PROPOSED), "--labels", str(LABELS), "--batch-size", "3")
+    assert run_json(capsys, *args, "--workers", "3") == run_json(capsys, *args)
