@@ -20,6 +20,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import psutil
@@ -57,14 +58,14 @@ class Monitor:
         children are the stack it started)."""
         self.interval = interval
         self.stats = {name: GroupStats() for name in self.groups}
-        self._started_at = time.time()
+        self._started_at = _now_as_create_time()
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._procs: dict[int, psutil.Process] = {}
 
     def start(self) -> Monitor:
-        self._started_at = time.time()
+        self._started_at = _now_as_create_time()
         self.sample()
         self._thread = threading.Thread(target=self._run, name="bench-monitor", daemon=True)
         self._thread.start()
@@ -155,6 +156,16 @@ class Monitor:
                 }
                 for name, stats in self.stats.items()
             }
+
+
+def _now_as_create_time() -> float:
+    """Now, on the clock of psutil's ``create_time`` (boot time + clock ticks since), which
+    can be a second away from ``time.time()``."""
+    try:
+        uptime = float(Path("/proc/uptime").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return time.time()
+    return psutil.boot_time() + uptime
 
 
 def this_process() -> list[int]:
