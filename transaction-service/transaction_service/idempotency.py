@@ -182,10 +182,14 @@ class IdempotencyStore:
         record.update(
             state="done", status=response.status, body=response.body, location=response.location
         )
+        args = [claim.marker, json.dumps(record), self._ttl]
+        if not self._durability.enabled:
+            # One EVALSHA (the script loads itself once if Redis lacks it): a pipeline
+            # would send SCRIPT EXISTS first, one more round trip on every request.
+            self._complete(keys=[claim.key], args=args)
+            return
         pipe = self._redis.pipeline(transaction=False)
-        self._complete(
-            keys=[claim.key], args=[claim.marker, json.dumps(record), self._ttl], client=pipe
-        )
+        self._complete(keys=[claim.key], args=args, client=pipe)
         self._durability.execute(pipe)
 
     def release(self, claim: Claim) -> None:
