@@ -25,6 +25,7 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -36,6 +37,7 @@ from fraud_common import keys
 from fraud_common.api_keys import HEADER as API_KEY_HEADER
 from fraud_common.durability import RedisDurability
 from fraud_common.http_errors import ApiError, validation_error
+from transaction_service.publishing import RecordWrite
 
 MAX_KEY_LENGTH = 255
 HEADER = "Idempotency-Key"
@@ -47,6 +49,22 @@ _CONTEXT_EXTENSION = "transaction_service"  # transaction_service.context.EXTENS
 _COMPLETE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then
   return redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])
+end
+return false
+"""
+# The claim and, when it is won, the request's records and pending-index entries in one
+# round trip (`IdempotencyStore.claim` with ``records``; one Redis only: the keys are in
+# different cluster slots). KEYS: the idempotency key, then per record its key and its
+# pending-index shard; ARGV: marker, marker TTL, then per record payload, TTL, id, score.
+_CLAIM_AND_STORE = """
+local previous = redis.call('SET', KEYS[1], ARGV[1], 'NX', 'GET', 'EX', ARGV[2])
+if previous then
+  return previous
+end
+for i = 0, (#KEYS - 1) / 2 - 1 do
+  local a = 3 + i * 4
+  redis.call('SET', KEYS[2 + i * 2], ARGV[a], 'EX', ARGV[a + 1])
+  redis.call('ZADD', KEYS[3 + i * 2], ARGV[a + 3], ARGV[a + 2])
 end
 return false
 """
@@ -142,10 +160,18 @@ class IdempotencyStore:
         self._in_flight = in_flight_seconds
         self._complete = client.register_script(_COMPLETE)
         self._release = client.register_script(_RELEASE)
+        self._claim_and_store = client.register_script(_CLAIM_AND_STORE)
 
-    def claim(self, key: str, request_fingerprint: str) -> Claim | StoredResponse:
+    def claim(
+        self,
+        key: str,
+        request_fingerprint: str,
+        records: Sequence[RecordWrite] | None = None,
+    ) -> Claim | StoredResponse:
         """Claim ``key`` (scoped, as `validate_key` returns it) for this request, or
-        return the response to replay.
+        return the response to replay. With ``records`` (`Publisher.records`, only where
+        `Publisher.records_foldable`), a won claim has also written them, in the same
+        round trip; a lost one wrote nothing.
 
         Raises `ApiError` 422 (key used with another request) or 409 (still in flight),
         and `redis.RedisError` when Redis is away.
@@ -154,7 +180,15 @@ class IdempotencyStore:
         marker = json.dumps(
             {"state": "in_flight", "fingerprint": request_fingerprint, "owner": uuid.uuid4().hex}
         )
-        previous = self._redis.set(name, marker, nx=True, ex=self._in_flight, get=True)
+        if records is None:
+            previous = self._redis.set(name, marker, nx=True, ex=self._in_flight, get=True)
+        else:
+            script_keys = [name]
+            args: list[str | int] = [marker, self._in_flight]
+            for write in records:
+                script_keys += [write.record_key, write.pending_key]
+                args += [write.payload, write.ttl_seconds, write.transaction_id, write.score]
+            previous = self._claim_and_store(keys=script_keys, args=args)
         if previous is None:
             return Claim(name, marker)
         record = json.loads(str(previous))
@@ -182,7 +216,7 @@ class IdempotencyStore:
         record.update(
             state="done", status=response.status, body=response.body, location=response.location
         )
-        args = [claim.marker, json.dumps(record), self._ttl]
+        args: list[str | int] = [claim.marker, json.dumps(record), self._ttl]
         if not self._durability.enabled:
             # One EVALSHA (the script loads itself once if Redis lacks it): a pipeline
             # would send SCRIPT EXISTS first, one more round trip on every request.

@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from concurrent.futures import Future, wait
+from dataclasses import dataclass
 
 import redis
 from confluent_kafka import Message
@@ -28,6 +29,18 @@ from fraud_common.kafka.producer import AckingProducer, DeliveryFailed, Headers
 from fraud_common.schemas import Transaction
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RecordWrite:
+    """The record of one accepted transaction and its pending-index entry."""
+
+    record_key: str
+    payload: str
+    ttl_seconds: int
+    pending_key: str
+    transaction_id: str
+    score: int
 
 
 class StorageUnavailable(Exception):
@@ -76,30 +89,47 @@ class Publisher:
         self._ttl = record_ttl_seconds
         self._timeout = publish_timeout_seconds
 
+    @property
+    def records_foldable(self) -> bool:
+        """Whether the records may be written by the Idempotency-Key's claim script
+        (`IdempotencyStore.claim` with ``records``): on one Redis without a durability
+        confirmation. On a cluster the keys are in different slots; with
+        ``REDIS_DURABILITY`` the records' pipeline must end with the confirmation."""
+        return not self._durability.enabled and not isinstance(self._redis, redis.RedisCluster)
+
+    def records(
+        self, transactions: Sequence[Transaction], payloads: Sequence[str]
+    ) -> list[RecordWrite]:
+        """What storing ``transactions`` writes: each record and its pending-index entry."""
+        return [
+            RecordWrite(
+                keys.transaction(t.transactionId),
+                payload,
+                self._ttl,
+                keys.pending(t.transactionId),
+                t.transactionId,
+                accepted_at_ms(t),
+            )
+            for t, payload in zip(transactions, payloads, strict=True)
+        ]
+
     def accept(
         self,
         transactions: Sequence[Transaction],
         payloads: Sequence[str],
         *,
         traceparent: str | None = None,
+        stored: bool = False,
     ) -> None:
         """Store and publish; returns once every message is acknowledged.
 
         ``payloads`` are the transactions' JSON (`Transaction.to_json`), computed once by
-        the caller; ``traceparent`` goes into every message's headers. Raises
-        `StorageUnavailable` or `PublishFailed`.
+        the caller; ``traceparent`` goes into every message's headers; ``stored``: the
+        records are already written (by the claim script, see `records_foldable`).
+        Raises `StorageUnavailable` or `PublishFailed`.
         """
-        try:
-            pipe = self._redis.pipeline(transaction=False)
-            for transaction, payload in zip(transactions, payloads, strict=True):
-                tid = transaction.transactionId
-                pipe.set(keys.transaction(tid), payload, ex=self._ttl)
-                pipe.zadd(keys.pending(tid), {tid: accepted_at_ms(transaction)})
-            self._durability.execute(pipe)
-        except redis.RedisError as exc:
-            log.warning("could not store transactions", exc_info=True)
-            self._forget(list(transactions))
-            raise StorageUnavailable(str(exc)) from exc
+        if not stored:
+            self._store(transactions, payloads)
 
         futures = [
             self._send(t, p, traceparent) for t, p in zip(transactions, payloads, strict=True)
@@ -115,6 +145,18 @@ class Publisher:
             )
             self._forget([transactions[i] for i in failed])
             raise PublishFailed(failed, len(futures))
+
+    def _store(self, transactions: Sequence[Transaction], payloads: Sequence[str]) -> None:
+        try:
+            pipe = self._redis.pipeline(transaction=False)
+            for write in self.records(transactions, payloads):
+                pipe.set(write.record_key, write.payload, ex=write.ttl_seconds)
+                pipe.zadd(write.pending_key, {write.transaction_id: write.score})
+            self._durability.execute(pipe)
+        except redis.RedisError as exc:
+            log.warning("could not store transactions", exc_info=True)
+            self._forget(list(transactions))
+            raise StorageUnavailable(str(exc)) from exc
 
     def _send(
         self, transaction: Transaction, payload: str, traceparent: str | None

@@ -99,11 +99,11 @@ def create() -> Response:
         raise validation_error(problem.details) from None
     wait = inline_decision.requested_wait(request.headers.getlist(inline_decision.HEADER))
     acknowledged_at: float | None = None
+    payload = transaction.to_json()
 
-    def accept() -> Response:
+    def accept(stored: bool) -> Response:
         nonlocal acknowledged_at
-        payload = transaction.to_json()
-        _accept(context, [transaction], [payload])
+        _accept(context, [transaction], [payload], stored=stored)
         acknowledged_at = time.monotonic()
         location = f"{bp.url_prefix}/{transaction.transactionId}"
         answer = (  # the stored JSON is embedded as is rather than parsed and re-encoded
@@ -112,7 +112,7 @@ def create() -> Response:
         )
         return json_response(answer, 201, {"Location": location})
 
-    response = _once(context, key, body, accept)
+    response = _once(context, key, body, accept, [transaction], [payload])
     return _with_decisions(response, wait, acknowledged_at, batch=False)
 
 
@@ -135,15 +135,16 @@ def create_batch() -> Response:
         raise validation_error(problem.details) from None
     wait = inline_decision.requested_wait(request.headers.getlist(inline_decision.HEADER))
     acknowledged_at: float | None = None
+    payloads = [t.to_json() for t in transactions]
 
-    def accept() -> Response:
+    def accept(stored: bool) -> Response:
         nonlocal acknowledged_at
-        _accept(context, transactions, [t.to_json() for t in transactions])
+        _accept(context, transactions, payloads, stored=stored)
         acknowledged_at = time.monotonic()
         ids = [t.transactionId for t in transactions]
         return json_response({"status": "success", "transactionIds": ids, "count": len(ids)}, 201)
 
-    response = _once(context, key, body, accept)
+    response = _once(context, key, body, accept, transactions, payloads)
     return _with_decisions(response, wait, acknowledged_at, batch=True)
 
 
@@ -209,9 +210,17 @@ def _with_decisions(
     return response
 
 
-def _accept(context: ServiceContext, transactions: list[Transaction], payloads: list[str]) -> None:
+def _accept(
+    context: ServiceContext,
+    transactions: list[Transaction],
+    payloads: list[str],
+    *,
+    stored: bool,
+) -> None:
     try:
-        context.publisher.accept(transactions, payloads, traceparent=g.traceparent.header())
+        context.publisher.accept(
+            transactions, payloads, traceparent=g.traceparent.header(), stored=stored
+        )
     except StorageUnavailable:
         raise unavailable("storage is unavailable; nothing was accepted") from None
     except PublishFailed as failure:
@@ -237,14 +246,25 @@ def _accept(context: ServiceContext, transactions: list[Transaction], payloads: 
 
 
 def _once(
-    context: ServiceContext, key: str | None, body: object, accept: Callable[[], Response]
+    context: ServiceContext,
+    key: str | None,
+    body: object,
+    accept: Callable[[bool], Response],
+    transactions: list[Transaction],
+    payloads: list[str],
 ) -> Response:
-    """Run ``accept`` at most once per Idempotency-Key; replay its first response."""
+    """Run ``accept`` at most once per Idempotency-Key; replay its first response.
+
+    Where the publisher allows it (`Publisher.records_foldable`) the claim also writes
+    the records (one Redis round trip for both) and ``accept(True)`` only publishes."""
     if key is None:
-        return accept()
+        return accept(False)
     store = context.idempotency
+    publisher = context.publisher
+    folded = publisher.records_foldable
+    records = publisher.records(transactions, payloads) if folded else None
     try:
-        claim = store.claim(key, idempotency.fingerprint(request.path, body))
+        claim = store.claim(key, idempotency.fingerprint(request.path, body), records)
     except redis.RedisError:
         log.warning("could not claim an idempotency key", exc_info=True)
         raise unavailable("storage is unavailable; nothing was accepted") from None
@@ -254,7 +274,7 @@ def _once(
             headers["Location"] = claim.location
         return json_response(claim.body, claim.status, headers)
     try:
-        response = accept()
+        response = accept(folded)
     except BaseException:
         try:
             store.release(claim)
