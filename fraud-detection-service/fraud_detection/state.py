@@ -1,6 +1,6 @@
-"""Per-user detection state in Redis, updated by one Lua script call per transaction.
+"""Per-user detection state in Redis, updated by one Lua script call per batch.
 
-For each transaction the script (``scripts/record_transaction.lua``) adds it to the
+For each transaction the script (``scripts/record_batch.lua``) adds it to the
 user's window, reads the event times around it and the previous transaction, picks its
 coordinates among the place's candidates, stores that snapshot under the transaction's
 id and moves the user's "last" on. A second run for the same transaction id returns the
@@ -46,8 +46,11 @@ TTLs: the window, "last" and the places expire ``user_ttl_seconds`` after the us
 latest transaction: the constructor's value, or a longer one given per call (a rule
 that looks back 90 days needs the places kept that long).
 
-A batch is one pipeline, in consumption order (a user's transactions share a
-partition, so their order holds), answered in one round trip.
+A batch is one script call, its entries in consumption order (a user's transactions
+share a partition, so their order holds), its input one JSON argument and its answer
+one JSON text: a round trip and a few C-speed encodes instead of a command per
+transaction. On a Redis Cluster the batch is split by hash slot (every key of a user
+shares the user's slot), one call per slot in one pipeline, each in consumption order.
 """
 
 from __future__ import annotations
@@ -60,6 +63,8 @@ from decimal import Decimal
 from importlib import resources
 
 import redis
+from redis.cluster import RedisCluster
+from redis.crc import key_slot
 from redis.exceptions import NoScriptError
 
 from fraud_common import keys
@@ -69,9 +74,7 @@ from fraud_detection.place_keys import coordinates_key, name_key
 from fraud_detection.rules.base import PlaceHistory, WindowEntry
 from fraud_detection.usd_micros import to_micros
 
-SCRIPT = (
-    resources.files("fraud_detection").joinpath("scripts/record_transaction.lua").read_text("utf-8")
-)
+SCRIPT = resources.files("fraud_detection").joinpath("scripts/record_batch.lua").read_text("utf-8")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 DEFAULT_MAX_PLACES = 200
 
@@ -181,7 +184,10 @@ class Snapshot:
 
     @classmethod
     def from_json(cls, text: str, *, replayed: bool) -> Snapshot:
-        raw = json.loads(text)
+        return cls.from_dict(json.loads(text), replayed=replayed)
+
+    @classmethod
+    def from_dict(cls, raw: dict, *, replayed: bool) -> Snapshot:
         previous = raw.get("previous")
         chosen = raw.get("coordinates")
         place = raw.get("place")
@@ -272,54 +278,78 @@ class UserState:
             else 0,
             user_ttl=max(self._user_ttl, user_ttl_seconds or 0),
         )
-        results = self._run(entries, run)
+        groups = self._groups([_script_entry(entry) for entry in entries])
+        results = self._run(groups, run)
         if any(isinstance(r, NoScriptError) for r in results):
             # Redis restarted or flushed its script cache: load once and run again
             # (runs that did happen are replays now, so the answers are the same).
             self._client.script_load(SCRIPT)
-            results = self._run(entries, run)
+            results = self._run(groups, run)
         for result in results:
             if isinstance(result, Exception):
                 raise result
-        return [Snapshot.from_json(text, replayed=bool(int(flag))) for flag, text in results]
-
-    def _run(self, entries: Sequence[StateEntry], run: _Run) -> list:
-        pipe = self._client.pipeline(transaction=False)
-        for entry in entries:
-            txn = entry.transaction
-            candidates = [
-                value
-                for c in entry.choices()
-                for value in (
-                    json.dumps(float(c.latitude), allow_nan=False),  # shortest exact text
-                    json.dumps(float(c.longitude), allow_nan=False),
-                    coordinates_key(c),
+        snapshots: list[Snapshot | None] = [None] * len(entries)
+        for (positions, _), text in zip(groups, results, strict=True):
+            flat = json.loads(text)
+            for i, position in enumerate(positions):
+                snapshots[position] = Snapshot.from_dict(
+                    flat[2 * i + 1], replayed=bool(flat[2 * i])
                 )
-            ]
-            micros = entry.usd_micros()
+        return snapshots  # type: ignore[return-value]  # every position is filled
+
+    def _groups(self, items: list[list[str]]) -> list[tuple[list[int], list[list[str]]]]:
+        """The entries one script call each takes, with their positions in the batch:
+        all of them on one Redis, one group per hash slot on a cluster (the window key,
+        item[0], carries the user's hash tag like every key of the user)."""
+        if not isinstance(self._client, RedisCluster):
+            return [(list(range(len(items))), items)]
+        by_slot: dict[int, tuple[list[int], list[list[str]]]] = {}
+        for position, item in enumerate(items):
+            group = by_slot.setdefault(key_slot(item[0].encode()), ([], []))
+            group[0].append(position)
+            group[1].append(item)
+        return list(by_slot.values())
+
+    def _run(self, groups: list[tuple[list[int], list[list[str]]]], run: _Run) -> list:
+        pipe = self._client.pipeline(transaction=False)
+        for _, items in groups:
             pipe.evalsha(
                 self._script.sha,
-                4,
-                keys.user_window(txn.userId),
-                keys.user_last_seen(txn.userId),
-                keys.user_evaluation(txn.userId, txn.transactionId),
-                keys.user_places(txn.userId),
-                txn.transactionId,
-                epoch_ms(txn.timestamp),
-                txn.location,
+                1,
+                items[0][0],  # routes the call on a cluster; the entries name their keys
                 run.evaluated_at_ms,
                 run.lookback_ms,
                 run.retain_ms,
                 self._max_entries,
                 self._evaluation_ttl,
                 run.user_ttl,
-                "" if micros is None else str(micros),
                 run.places_retain_ms,
                 self._max_places,
-                name_key(txn.location),
-                *candidates,
+                json.dumps(items, ensure_ascii=False, separators=(",", ":")),
             )
         return pipe.execute(raise_on_error=False)
+
+
+def _script_entry(entry: StateEntry) -> list[str]:
+    """One entry of the script's batch (see ``scripts/record_batch.lua``)."""
+    txn = entry.transaction
+    micros = entry.usd_micros()
+    item = [
+        keys.user_window(txn.userId),
+        keys.user_last_seen(txn.userId),
+        keys.user_evaluation(txn.userId, txn.transactionId),
+        keys.user_places(txn.userId),
+        txn.transactionId,
+        str(epoch_ms(txn.timestamp)),
+        txn.location,
+        "" if micros is None else str(micros),
+        name_key(txn.location),
+    ]
+    for c in entry.choices():
+        item.append(repr(float(c.latitude)))  # shortest exact text, a JSON number
+        item.append(repr(float(c.longitude)))
+        item.append(coordinates_key(c))
+    return item
 
 
 @dataclass(frozen=True)

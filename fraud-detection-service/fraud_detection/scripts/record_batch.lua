@@ -1,0 +1,201 @@
+-- Record a batch of transactions in their users' state, in order; return the state each
+-- one is evaluated against. One call for the whole batch (on a Redis Cluster: one call
+-- per hash slot, all of whose entries' keys share that slot; KEYS[1] only routes it).
+--
+-- ARGV[1] evaluation time (ms)
+-- ARGV[2] lookback (ms): event times returned are in (event - lookback, event + lookback)
+-- ARGV[3] retention (ms): entries older than the newest minus this are trimmed
+-- ARGV[4] most entries kept in the window, and most returned on each side of the event
+-- ARGV[5] snapshot TTL (s)   ARGV[6] user state TTL (s)
+-- ARGV[7] places retention (ms): places last used before the newest minus this are
+--   trimmed; 0 keeps no places (the places key is neither read nor written)
+-- ARGV[8] most places kept
+-- ARGV[9] JSON array of entries, each an array of strings:
+--   [1] window    sorted set: member = "<transactionId>|<micro-USD>" (or, when the amount
+--                 is unknown and in members written before amounts were, the bare
+--                 transactionId), score = event time (ms)
+--   [2] last      JSON of the user's latest transaction by event time
+--   [3] snapshot  JSON of the state this transaction was evaluated against
+--   [4] places    sorted set: member = place key, score = latest event time (ms) used
+--   [5] transactionId   [6] event time (ms, digits)   [7] place name
+--   [8] the amount in micro-USD as decimal digits, or '' when unknown
+--   [9] the place key of the name (used when unresolved)
+--   [10], [11], [12], ... the place's candidates as latitude, longitude, place key
+--   triples (latitude and longitude as JSON number text; none when unresolved)
+--
+-- Returns one JSON array, two elements per entry: replayed (0|1), then the snapshot:
+-- {"recent": event times at or before this one, newest first, this one included;
+-- "recentMicros": their amounts (digits as JSON strings, null when unknown); "later":
+-- event times after it, oldest first; "laterMicros"; "coordinates": [lat, lon] of the
+-- chosen candidate or null; "place": {"key", "lastUsedMs": when this place was last
+-- used before (null if never), "history": whether the user had any place before} or null
+-- when no places are kept; "previous": the user's "last" before this one or null;
+-- "evaluatedAtMs"}. Of several candidates the one nearest the previous place is chosen
+-- (else the first), stored in "last" and in the snapshot. Idempotent per transactionId:
+-- a replay returns the stored snapshot and changes nothing, so it sees the same window
+-- and place and raises the same alerts; once the snapshot has expired, a rerun finds its
+-- own window entry and adds no second one. Entries run in order, so a transaction twice
+-- in one batch is a replay the second time. Amounts are never numbers here (a double is
+-- not exact past 2**53): only text.
+
+local evaluated_at = ARGV[1]
+local lookback = tonumber(ARGV[2])
+local retention = tonumber(ARGV[3])
+local max_entries = tonumber(ARGV[4])
+local snapshot_ttl = ARGV[5]
+local user_ttl = ARGV[6]
+local places_retention = tonumber(ARGV[7])
+local max_places = tonumber(ARGV[8])
+
+-- Event times and amounts of a WITHSCORES reply, as JSON array bodies.
+local function entries(reply)
+  local times, micros = {}, {}
+  for i = 1, #reply, 2 do
+    times[#times + 1] = string.format('%d', tonumber(reply[i + 1]))
+    local digits = reply[i]:match('|(%d+)$')
+    micros[#micros + 1] = digits and ('"' .. digits .. '"') or 'null'
+  end
+  return table.concat(times, ','), table.concat(micros, ',')
+end
+
+-- A point on the unit sphere; the chord between two such points grows with the
+-- great-circle distance, so the nearest by chord is the nearest on Earth.
+local function unit_vector(lat, lon)
+  local phi, lambda = math.rad(lat), math.rad(lon)
+  return math.cos(phi) * math.cos(lambda), math.cos(phi) * math.sin(lambda), math.sin(phi)
+end
+
+local function record(e)
+  local window_key, last_key, snapshot_key, places_key = e[1], e[2], e[3], e[4]
+  local transaction_id, location = e[5], e[7]
+
+  local snapshot = redis.call('GET', snapshot_key)
+  if snapshot then
+    return 1, snapshot
+  end
+
+  local event_ms = tonumber(e[6])
+  local event_text = string.format('%d', event_ms)
+  local id_prefix = transaction_id .. '|'
+
+  -- Whether a window member is this transaction's (in either form).
+  local function is_ours(member)
+    return member == transaction_id or (member:sub(1, #id_prefix) == id_prefix and
+      member:sub(#id_prefix + 1):match('^%d+$') ~= nil)
+  end
+
+  local recorded = false
+  for _, member in ipairs(redis.call('ZRANGEBYSCORE', window_key, event_text, event_text)) do
+    if is_ours(member) then
+      recorded = true
+      break
+    end
+  end
+  if not recorded then
+    local member = transaction_id
+    if e[8] ~= '' then
+      member = id_prefix .. e[8]
+    end
+    redis.call('ZADD', window_key, event_ms, member)
+  end
+  local recent_times, recent_micros = entries(redis.call(
+    'ZREVRANGEBYSCORE', window_key, event_text, '(' .. string.format('%d', event_ms - lookback),
+    'WITHSCORES', 'LIMIT', 0, max_entries))
+  local later_times, later_micros = entries(redis.call(
+    'ZRANGEBYSCORE', window_key, '(' .. event_text,
+    '(' .. string.format('%d', event_ms + lookback), 'WITHSCORES', 'LIMIT', 0, max_entries))
+
+  -- The previous transaction; a value that is not ours to read counts as none.
+  local previous = redis.call('GET', last_key)
+  local previous_ms = nil
+  local previous_lat, previous_lon = nil, nil
+  if previous then
+    local ok, decoded = pcall(cjson.decode, previous)
+    if ok and type(decoded) == 'table' and tonumber(decoded['eventMs']) then
+      previous_ms = tonumber(decoded['eventMs'])
+      if type(decoded['latitude']) == 'number' and type(decoded['longitude']) == 'number' then
+        previous_lat, previous_lon = decoded['latitude'], decoded['longitude']
+      end
+    else
+      previous = false
+    end
+  end
+
+  local chosen = nil
+  if #e >= 12 then
+    chosen = 10
+    if previous_lat and #e >= 15 then
+      local px, py, pz = unit_vector(previous_lat, previous_lon)
+      local best = nil
+      for i = 10, #e - 2, 3 do
+        local x, y, z = unit_vector(tonumber(e[i]), tonumber(e[i + 1]))
+        local chord = (x - px) ^ 2 + (y - py) ^ 2 + (z - pz) ^ 2
+        if best == nil or chord < best then
+          best, chosen = chord, i
+        end
+      end
+    end
+  end
+  local lat_text, lon_text = 'null', 'null'
+  if chosen then
+    lat_text, lon_text = e[chosen], e[chosen + 1]
+  end
+
+  -- The user's places: when this one was last used, then this use.
+  local place = 'null'
+  if places_retention > 0 then
+    local place_key = chosen and e[chosen + 2] or e[9]
+    local history = redis.call('ZCARD', places_key) > 0
+    local used = redis.call('ZSCORE', places_key, place_key)
+    place = '{"key":' .. cjson.encode(place_key) .. ',"lastUsedMs":' ..
+      (used and string.format('%d', tonumber(used)) or 'null') .. ',"history":' ..
+      (history and 'true' or 'false') .. '}'
+    if not used or tonumber(used) < event_ms then  -- a late use does not move it back
+      redis.call('ZADD', places_key, event_ms, place_key)
+    end
+    local latest = redis.call('ZREVRANGE', places_key, 0, 0, 'WITHSCORES')
+    local horizon = tonumber(latest[2]) - places_retention
+    redis.call('ZREMRANGEBYSCORE', places_key, '-inf', '(' .. string.format('%d', horizon))
+    local extra = redis.call('ZCARD', places_key) - max_places
+    if extra > 0 then
+      redis.call('ZREMRANGEBYRANK', places_key, 0, extra - 1)
+    end
+    redis.call('EXPIRE', places_key, user_ttl)
+  end
+
+  snapshot = '{"recent":[' .. recent_times .. '],"recentMicros":[' .. recent_micros ..
+    '],"later":[' .. later_times .. '],"laterMicros":[' .. later_micros ..
+    '],"coordinates":' .. (chosen and ('[' .. lat_text .. ',' .. lon_text .. ']') or 'null') ..
+    ',"place":' .. place .. ',"previous":' .. (previous or 'null') ..
+    ',"evaluatedAtMs":' .. evaluated_at .. '}'
+  redis.call('SET', snapshot_key, snapshot, 'EX', snapshot_ttl)
+
+  -- The latest transaction by event time stays "last": a late event does not replace it.
+  if previous_ms and previous_ms > event_ms then
+    redis.call('EXPIRE', last_key, user_ttl)
+  else
+    local last = '{"transactionId":' .. cjson.encode(transaction_id) .. ',"location":' ..
+      cjson.encode(location) .. ',"latitude":' .. lat_text .. ',"longitude":' .. lon_text ..
+      ',"eventMs":' .. event_text .. '}'
+    redis.call('SET', last_key, last, 'EX', user_ttl)
+  end
+
+  local newest = redis.call('ZREVRANGE', window_key, 0, 0, 'WITHSCORES')
+  local horizon = tonumber(newest[2]) - retention
+  redis.call('ZREMRANGEBYSCORE', window_key, '-inf', '(' .. string.format('%d', horizon))
+  local surplus = redis.call('ZCARD', window_key) - max_entries
+  if surplus > 0 then
+    redis.call('ZREMRANGEBYRANK', window_key, 0, surplus - 1)
+  end
+  redis.call('EXPIRE', window_key, user_ttl)
+
+  return 0, snapshot
+end
+
+local out = {}
+for _, e in ipairs(cjson.decode(ARGV[9])) do
+  local replayed, snapshot = record(e)
+  out[#out + 1] = replayed
+  out[#out + 1] = snapshot
+end
+return '[' .. table.concat(out, ',') .. ']'
