@@ -26,6 +26,7 @@ import tempfile
 import time
 import urllib.request
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -217,7 +218,8 @@ def main() -> int:
     return 0
 
 
-def _safe(fn, *args):  # type: ignore[no-untyped-def]
+def _safe(fn: Callable[..., int], *args: object) -> int:
+    """``fn(*args)``, 0 while the process it asks is not up yet."""
     try:
         return fn(*args)
     except OSError:
