@@ -34,7 +34,7 @@ costs one round trip. The production compose file runs ``waitaof`` against a Red
 a Redis restarted with AOF off makes the services refuse work instead of silently
 losing the guarantee.
 
-What it costs, ``make bench`` (1,500 single POSTs from 16 clients, 30 batches of 100) on
+What it costs, the former ``tools/bench.py`` (1,500 single POSTs from 16 clients, 30 batches of 100) on
 this 2-core VM (ext4), Valkey 8.1, durability in the transaction-service only, 2026-12-01;
 the runs vary by about 25 %, so only the everysec+waitaof line is a real difference:
 
