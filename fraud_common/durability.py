@@ -34,9 +34,10 @@ costs one round trip. The production compose file runs ``waitaof`` against a Red
 a Redis restarted with AOF off makes the services refuse work instead of silently
 losing the guarantee.
 
-What it costs, the former ``tools/bench.py`` (1,500 single POSTs from 16 clients, 30 batches of 100) on
-this 2-core VM (ext4), Valkey 8.1, durability in the transaction-service only, 2026-12-01;
-the runs vary by about 25 %, so only the everysec+waitaof line is a real difference:
+What it costs, the former ``tools/bench.py`` (1,500 single POSTs from 16 clients, 30
+batches of 100) on this 2-core VM (ext4), Valkey 8.1, durability in the transaction-service
+only, 2026-12-01; the runs vary by about 25 %, so only the everysec+waitaof line is a real
+difference:
 
     REDIS_DURABILITY  appendfsync   single POST req/s   p50 / p99 ms   batch txn/s
     none              everysec      705 - 963           15-20 / 39-61  8,350 - 8,920
