@@ -38,6 +38,7 @@ JOBS = {
     "transaction-service": "transaction",
     "fraud-detection-service": "detector",
     "alert-service": "alert",
+    "archive-service": "archive",
 }
 CONTRACT_SERIES = (
     "fraud_http_requests_total",

@@ -318,6 +318,20 @@ def test_a_shadow_rule_is_counted_but_never_alerts_nor_scores(
                 timeout=60,
                 what="both decisions",
             )
+            # the counters are written after the decisions: wait until each has moved at
+            # least as far as it should, then check below that none moved further
+            least = {
+                ("big-spender-trial", "evaluated"): 2,
+                ("big-spender-trial", "hits"): 2,
+                ("large-amount", "evaluated"): 2,
+                ("large-amount", "hits"): 1,
+            }
+
+            def counted() -> bool:
+                now = counters()
+                return all(now[r][n] - before[r][n] >= k for (r, n), k in least.items())
+
+            wait_for(counted, timeout=30, what="the batches' rule counters")
             after = counters()
             stats = {
                 rule: {name: after[rule][name] - before[rule][name] for name in after[rule]}

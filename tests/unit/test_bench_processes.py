@@ -8,6 +8,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 
+import psutil
 import pytest
 
 from tools.bench.processes import Monitor
@@ -49,7 +50,9 @@ def test_a_tree_counts_its_children_a_flat_group_only_itself(
     used = Monitor.between(before, after)
     assert used["tree"] - used["flat"] >= 0.2  # the child's burn, in the tree only
     totals = monitor.totals()
-    assert totals["tree"]["processes_seen"] == 2 and totals["flat"]["processes_seen"] == 1
+    # in a full run this process also has the session fixtures' servers as children
+    mine = 1 + len(psutil.Process().children(recursive=True))
+    assert totals["tree"]["processes_seen"] == mine and totals["flat"]["processes_seen"] == 1
     assert totals["tree"]["peak_group_rss_mb"] > totals["tree"]["peak_rss_mb"] > 0
 
 
