@@ -346,7 +346,9 @@
     if (key) headers["X-API-Key"] = key;
     const response = await fetch(path, { cache: "no-store", ...options, headers });
     if (response.status === 401) {
-      askForKey(Boolean(key));
+      // a 401 answering a request sent before the key was given (or changed) asks nothing:
+      // it would lock the page again right after the analyst unlocked it
+      if ((storedKey() || "") === (key || "")) askForKey(Boolean(key));
       throw new Unauthorized(`HTTP 401 for ${path}`);
     }
     return response;
