@@ -58,6 +58,14 @@ class ServiceSettings(BaseSettings):
     transactions_partitions: int = Field(default=10, ge=1)
     alerts_partitions: int = Field(default=5, ge=1)
     topic_replication_factor: int = Field(default=1, ge=1)
+    kafka_fetch_wait_max_ms: int = Field(
+        default=10,
+        ge=1,
+        le=60000,
+        description="longest a consumer's fetch waits for data: 10 suits Tansu, which holds a "
+        "fetch for part of it even when data is there; on Apache Kafka, which answers as soon "
+        "as data arrives, 500 (its default) spares the broker idle fetches at no latency cost",
+    )
     # Extra librdkafka properties as JSON, e.g. '{"security.protocol": "SSL"}'.
     # Copied over the computed client config; never mutated.
     kafka_extra_config: dict[str, Any] = Field(default_factory=dict)

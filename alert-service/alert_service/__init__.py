@@ -77,6 +77,7 @@ def create_app(settings: AlertServiceSettings | None = None) -> Flask:
         consumer_config=consumer_config(
             settings.kafka_bootstrap_servers,
             group_id=settings.consumer_group,
+            fetch_wait_max_ms=settings.kafka_fetch_wait_max_ms,
             client_id="alert-service",
             extra=settings.kafka_extra_config,
         ),

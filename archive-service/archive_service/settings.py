@@ -22,6 +22,9 @@ class ArchiveServiceSettings(ServiceSettings):
         description="postgresql://user:password@host:port/db of the archive"
     )
     consumer_batch_size: int = Field(default=500, ge=1, le=10000)
+    # Nobody waits on the archive by the millisecond: a longer fetch wait than the
+    # services' spares the broker most of this consumer's idle fetches, also on Tansu.
+    kafka_fetch_wait_max_ms: int = Field(default=250, ge=1, le=60000)
     consumer_poll_timeout_seconds: float = Field(default=0.25, gt=0)
     consumer_stall_seconds: float = Field(default=30.0, gt=0)
     archive_connect_timeout_seconds: float = Field(default=5.0, gt=0)

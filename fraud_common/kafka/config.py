@@ -3,8 +3,14 @@
 Chosen to behave on Apache Kafka and to start fast on the embedded Tansu broker used
 without Docker: Tansu's group join waits about half of ``session.timeout.ms``, so that
 is kept at Kafka's minimum (6 s), which also lets a killed consumer's partitions move
-on quickly. ``fetch.wait.max.ms`` is small because Tansu holds a fetch for part of it
-even when data is waiting, and latency matters more than fetch size here.
+on quickly.
+
+``fetch.wait.max.ms`` is a setting (``KAFKA_FETCH_WAIT_MAX_MS``) because the two brokers
+differ: Apache Kafka answers a fetch as soon as data arrives, so a long wait (its default,
+500 ms) costs no latency and spares the broker an empty fetch every few milliseconds per
+idle consumer; Tansu holds a fetch for part of the wait even when data is there, so on
+Tansu every consumer hop adds up to the wait and the local stack keeps it at 10 ms (at
+the price of ~4% of a core per idle consumer in Tansu; docs/benchmarks/ingest.md).
 """
 
 from __future__ import annotations
@@ -47,6 +53,7 @@ def consumer_config(
     *,
     group_id: str,
     client_id: str,
+    fetch_wait_max_ms: int = 10,
     extra: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """At-least-once consumer: offsets are stored by the loop only after the work is done,
@@ -62,7 +69,7 @@ def consumer_config(
         "session.timeout.ms": 6000,
         "heartbeat.interval.ms": 1000,
         "max.poll.interval.ms": 300000,
-        "fetch.wait.max.ms": 10,
+        "fetch.wait.max.ms": fetch_wait_max_ms,
         "partition.assignment.strategy": "cooperative-sticky",
         "reconnect.backoff.ms": 100,
         "reconnect.backoff.max.ms": 1000,

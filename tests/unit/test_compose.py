@@ -41,7 +41,9 @@ NOT_FORWARDED = {
     "smtp_password": "Mailpit needs no login; add it for a real SMTP server",
 }
 # Compose defaults that differ from the code's on purpose: e-mail goes to Mailpit.
-COMPOSE_OVERRIDES = {"smtp_host", "smtp_port", "email_to"}
+# Compose runs Apache Kafka, which answers a fetch as soon as data arrives: Kafka's own
+# 500 ms fetch wait there, the code's 10 ms for Tansu (fraud_common.kafka.config).
+COMPOSE_OVERRIDES = {"smtp_host", "smtp_port", "email_to", "kafka_fetch_wait_max_ms"}
 PINNED_PYTHON = re.compile(r"^FROM python:3\.11\.\d+-slim(-\w+)?(@sha256:[0-9a-f]{64})?( AS \w+)?$")
 
 

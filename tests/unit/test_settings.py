@@ -79,3 +79,29 @@ def test_detector_reads_its_numbers_from_the_environment(monkeypatch: pytest.Mon
     monkeypatch.setenv("GAZETTEER_MIN_POPULATION", "2000")
     with pytest.raises(ValidationError, match="500, 1000, 5000 or 15000"):
         DetectorSettings()
+
+
+def test_fetch_wait_reaches_the_consumer_config(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The fetch wait is Tansu's 10 ms unless set (KAFKA_FETCH_WAIT_MAX_MS, 500 in compose
+    for Apache Kafka); the archive, which nobody waits on by the millisecond, waits longer."""
+    from archive_service.settings import ArchiveServiceSettings
+    from fraud_common.kafka.config import consumer_config
+
+    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", "k:9092")
+    monkeypatch.setenv("REDIS_URL", "redis://r:6379/0")
+    monkeypatch.setenv("ARCHIVE_DATABASE_URL", "postgresql://a:b@h:5432/d")
+    assert ServiceSettings().kafka_fetch_wait_max_ms == 10
+    assert ArchiveServiceSettings().kafka_fetch_wait_max_ms == 250
+    monkeypatch.setenv("KAFKA_FETCH_WAIT_MAX_MS", "500")
+    settings = ServiceSettings()
+    config = consumer_config(
+        settings.kafka_bootstrap_servers,
+        group_id="g",
+        client_id="c",
+        fetch_wait_max_ms=settings.kafka_fetch_wait_max_ms,
+    )
+    assert config["fetch.wait.max.ms"] == 500
+    assert ArchiveServiceSettings().kafka_fetch_wait_max_ms == 500
+    monkeypatch.setenv("KAFKA_FETCH_WAIT_MAX_MS", "0")
+    with pytest.raises(ValidationError, match="kafka_fetch_wait_max_ms"):
+        ServiceSettings()
