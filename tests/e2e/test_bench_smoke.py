@@ -66,6 +66,8 @@ def test_quick_bench_writes_every_part(tmp_path: Path) -> None:
         assert parts["latency"][kind]["samples"] == 20, kind
         assert parts["latency"][kind]["errors"] == {}, kind
     assert parts["latency"]["inline"]["decisions"].get("pending", 0) == 0
+    quiet = parts["latency"]["alert_quiet"]  # --quick's trickle: 30 at 10/s
+    assert (quiet["samples"], quiet["offered_per_s"], quiet["errors"]) == (30, 10.0, {})
 
     assert [row["processes"] for row in parts["drain"]] == [1, 2]
     for row in parts["drain"]:

@@ -21,7 +21,7 @@ def result(**extra: Any) -> dict[str, Any]:
             },
             "batch": [{"batch_size": 100, "items_per_s": 12000.0}],
             "drain": [{"processes": 1, "per_second": 21000.0}],
-            "latency": {"alert": {"p99_ms": 45.0}},
+            "latency": {"alert": {"p99_ms": 45.0}, "alert_quiet": {"p99_ms": 23.0}},
             "idle": {"broker_cpu_percent": 17.2},
         },
         "processes": {
@@ -39,6 +39,7 @@ def test_rows_put_each_figure_beside_its_target() -> None:
     assert rows["batch of 100, items/s"] == ["12,000/s", ">= 30,000", "NO"]
     assert rows["detector drain, 1 process"] == ["21,000/s", ">= 20,000", "yes"]
     assert rows["POST -> alert p99 (all alerting)"] == ["45 ms", "< 50", "yes"]
+    assert rows["POST -> alert p99, quiet stack"] == ["23 ms", "< 20", "NO"]
     assert rows["broker CPU, idle"] == ["17.2 % core", "< 5", "NO"]
     assert rows["transaction-service peak RSS (one process)"] == ["90 MB", "< 150 MB", "yes"]
     assert "batch of 1,000, items/s" not in rows  # not measured: no row

@@ -29,6 +29,9 @@ class Sizes:
     drain_processes: tuple[int, ...] = (1, 2)
     latency_rate: float = 200.0
     latency_samples: int = 2000
+    quiet_rate: float = 10.0
+    """POST -> alert on an otherwise idle stack: this slow, so no request waits on another."""
+    quiet_samples: int = 300
     idle_seconds: float = 20.0
     settle_timeout: float = 900.0
 
@@ -42,6 +45,7 @@ QUICK = Sizes(
     drain_transactions=5000,
     drain_users=1000,
     latency_samples=300,
+    quiet_samples=30,
     idle_seconds=5.0,
     settle_timeout=120.0,
 )

@@ -1,6 +1,7 @@
 """End-to-end latency at a fixed offered rate (open loop, from each scheduled send):
 POST -> decision stored, POST -> alert on the live stream (every transaction alerting),
-and the inline decision (``Prefer: wait``) as the client sees it."""
+and the inline decision (``Prefer: wait``) as the client sees it; then POST -> alert
+again at a trickle (``quiet_rate``), the latency of an otherwise idle stack."""
 
 from __future__ import annotations
 
@@ -27,17 +28,27 @@ def latency(bench: Bench, target: Target) -> dict[str, Any]:
         out["alert"] = post_to_alert(bench, target)
     if not target.original_api:
         out["inline"] = inline(bench, target)
+    if target.alerts_url or target.alerts_bootstrap:
+        sizes = bench.sizes
+        out["alert_quiet"] = post_to_alert(
+            bench, target, rate=sizes.quiet_rate, count=sizes.quiet_samples
+        )
     return out
 
 
 def _measured(
-    bench: Bench, name: str, result: LoadResult, watcher: Watcher | None, before: dict[str, float]
+    bench: Bench,
+    name: str,
+    result: LoadResult,
+    watcher: Watcher | None,
+    before: dict[str, float],
+    rate: float | None = None,
 ) -> dict[str, Any]:
     """Latency from the scheduled send to the watcher's sighting (or to the answer)."""
     ok = [o for o in result.ok() if o.value]
     summary: dict[str, Any] = {
         "name": name,
-        "offered_per_s": bench.sizes.latency_rate,
+        "offered_per_s": rate or bench.sizes.latency_rate,
         "requests": len(result.outcomes),
         "statuses": {str(k): v for k, v in Counter(o.status for o in result.outcomes).items()},
         "errors": dict(result.errors),
@@ -86,12 +97,15 @@ def post_to_decision(bench: Bench, target: Target) -> dict[str, Any]:
     return _measured(bench, "POST -> decision", result, watcher, before)
 
 
-def post_to_alert(bench: Bench, target: Target) -> dict[str, Any]:
+def post_to_alert(
+    bench: Bench, target: Target, *, rate: float | None = None, count: int | None = None
+) -> dict[str, Any]:
     sizes = bench.sizes
+    rate, count = rate or sizes.latency_rate, count or sizes.latency_samples
     source = "the stream" if target.alerts_url else f"topic {target.alerts_topic}"
     bench.progress(
         f"{target.name}: POST -> alert on {source}, every transaction alerting, "
-        f"{sizes.latency_samples} at {sizes.latency_rate:g}/s"
+        f"{count} at {rate:g}/s"
     )
     watcher: Watcher
     if target.alerts_url:
@@ -101,9 +115,9 @@ def post_to_alert(bench: Bench, target: Target) -> dict[str, Any]:
         watcher = TopicWatcher(target.alerts_bootstrap, target.alerts_topic)
     watcher.start()
     before = bench.monitor.mark()
-    traffic = Traffic(f"{bench.run}{target.name[0]}a", alert_share=1.0)
-    result = _open(bench, target, poster(traffic))
-    return _measured(bench, "POST -> alert", result, watcher, before)
+    traffic = Traffic(f"{bench.run}{target.name[0]}a{rate:g}", alert_share=1.0)
+    result = _open(bench, target, poster(traffic), rate=rate, count=count)
+    return _measured(bench, f"POST -> alert at {rate:g}/s", result, watcher, before, rate)
 
 
 def inline(bench: Bench, target: Target) -> dict[str, Any]:
@@ -135,14 +149,16 @@ def inline(bench: Bench, target: Target) -> dict[str, Any]:
     return summary
 
 
-def _open(bench: Bench, target: Target, send: Any) -> LoadResult:
+def _open(
+    bench: Bench, target: Target, send: Any, *, rate: float | None = None, count: int | None = None
+) -> LoadResult:
     sizes = bench.sizes
     return open_loop(
         "latency",
         target.transactions_url,
         send,
-        rate=sizes.latency_rate,
-        count=sizes.latency_samples,
+        rate=rate or sizes.latency_rate,
+        count=count or sizes.latency_samples,
         senders=32,
         headers=target.headers,
     )

@@ -97,6 +97,13 @@ FIGURES: tuple[Figure, ...] = (
         _below(50),
     ),
     Figure("inline decision p99", _get("latency", "inline", "p99_ms"), "ms", "< 50", _below(50)),
+    Figure(
+        "POST -> alert p99, quiet stack",
+        _get("latency", "alert_quiet", "p99_ms"),
+        "ms",
+        "< 20",
+        _below(20),
+    ),
     Figure("broker CPU, idle", _get("idle", "broker_cpu_percent"), "% core", "< 5", _below(5)),
 )
 
