@@ -21,17 +21,22 @@ EXTENSION = "fraud_common.health"
 
 class HealthCheck:
     """``report()`` -> (body, 200|503). Results are cached briefly so that a busy
-    health endpoint never turns into load on Redis or the broker."""
+    health endpoint never turns into load on Redis, PostgreSQL or the broker.
+
+    Each dependency given is checked: Redis (``redis_client``), PostgreSQL
+    (``database_up``, reported as ``postgres``) and always the broker."""
 
     def __init__(
         self,
         *,
-        redis_client: redis.Redis,
         producer: AckingProducer,
+        redis_client: redis.Redis | None = None,
+        database_up: Callable[[], bool] | None = None,
         loops: Callable[[], dict[str, Any]] | None = None,
         cache_seconds: float = 1.0,
     ) -> None:
         self._redis = redis_client
+        self._database_up = database_up
         self._producer = producer
         self._loops = loops
         self._cache_seconds = cache_seconds
@@ -49,21 +54,28 @@ class HealthCheck:
 
     def _check(self) -> tuple[dict[str, Any], int]:
         body: dict[str, Any] = {}
-        try:
-            self._redis.ping()
-            body["redis"] = "connected"
-        except RETRYABLE_ERRORS:
-            body["redis"] = "disconnected"
-        except redis.RedisError as exc:
-            body["redis"] = f"error: {type(exc).__name__}"
+        if self._redis is not None:
+            body["redis"] = _redis_state(self._redis)
+        if self._database_up is not None:
+            body["postgres"] = "connected" if self._database_up() else "disconnected"
         body["kafka"] = "connected" if self._producer.cluster_reachable(1.5) else "disconnected"
-        ok = body["redis"] == "connected" and body["kafka"] == "connected"
+        ok = all(state == "connected" for state in body.values())
         if self._loops is not None:
             loops = self._loops()
             body["consumer"] = loops
             ok = ok and bool(loops.get("healthy"))
         body = {"status": "healthy" if ok else "unhealthy", **body}
         return body, 200 if ok else 503
+
+
+def _redis_state(client: redis.Redis) -> str:
+    try:
+        client.ping()
+    except RETRYABLE_ERRORS:
+        return "disconnected"
+    except redis.RedisError as exc:
+        return f"error: {type(exc).__name__}"
+    return "connected"
 
 
 def loop_report(

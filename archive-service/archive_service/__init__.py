@@ -11,10 +11,9 @@ from __future__ import annotations
 from flask import Flask
 
 from archive_service.consumer import ArchiveHandler, ArchiveItem, Database
-from archive_service.health import ArchiveHealth, install_health
 from archive_service.settings import ArchiveServiceSettings
 from fraud_common.background import BackgroundThread, register
-from fraud_common.health import loop_report
+from fraud_common.health import HealthCheck, install_health, loop_report
 from fraud_common.http_errors import register_error_handlers
 from fraud_common.kafka.config import consumer_config, producer_config
 from fraud_common.kafka.consumer_loop import ConsumerLoop
@@ -70,10 +69,10 @@ def create_app(settings: ArchiveServiceSettings | None = None) -> Flask:
     register(app, consumer_thread)
     install_health(
         app,
-        ArchiveHealth(
+        HealthCheck(
             database_up=database.ping,
             producer=producer,
-            loop=loop_report(consumer_thread, loop.status, settings.consumer_stall_seconds),
+            loops=loop_report(consumer_thread, loop.status, settings.consumer_stall_seconds),
         ),
     )
     app.extensions[CLOSERS_EXTENSION] = [producer.close]

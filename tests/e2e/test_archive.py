@@ -101,6 +101,11 @@ def test_a_transaction_past_its_redis_retention_is_read_from_the_archive(
     assert missing.status_code == 404
     assert missing.json()["error"]["code"] == "not_found"
 
+    health_url = f"{stack.service('archive-service').url}/health"
+    healthy = requests.get(health_url, timeout=10)
+    assert healthy.status_code == 200, healthy.text
+    assert (healthy.json()["postgres"], healthy.json()["kafka"]) == ("connected", "connected")
+
     postgres = stack.postgres
     assert postgres is not None and postgres.owned
     postgres.stop()
@@ -110,7 +115,18 @@ def test_a_transaction_past_its_redis_retention_is_read_from_the_archive(
         assert away.json()["error"]["code"] == "service_unavailable"
         assert "Retry-After" in away.headers
         assert "Traceback" not in away.text
+        wait_for(  # the archiver's health is cached for a second
+            lambda: requests.get(health_url, timeout=10).status_code == 503,
+            timeout=30,
+            what="the archive-service to report PostgreSQL away",
+        )
+        assert requests.get(health_url, timeout=10).json()["postgres"] == "disconnected"
     finally:
         postgres.start()
     back = requests.get(f"{base}/api/v1/transactions/{large}", timeout=10)
     assert back.status_code == 200 and back.json() == views[large]
+    wait_for(
+        lambda: requests.get(health_url, timeout=10).status_code == 200,
+        timeout=30,
+        what="the archive-service healthy again",
+    )
