@@ -12,9 +12,11 @@ import pytest
 import redis
 
 from fraud_common.kafka.topics import contract_topics, ensure_topics
+from fraud_common.redis_client import connect
 from tests.conftest import TopicNames
 from tests.support.detector_running import TopicWriter
 from tools.local_services import RedisServer
+from tools.redis_cluster import RedisCluster
 
 
 @pytest.fixture(scope="module")
@@ -41,3 +43,23 @@ def module_topics(kafka_bootstrap: str) -> TopicNames:
 @pytest.fixture(scope="module")
 def writer(kafka_bootstrap: str, module_topics: TopicNames) -> TopicWriter:
     return TopicWriter(kafka_bootstrap, module_topics.transactions)
+
+
+@pytest.fixture(scope="session")
+def cluster() -> Iterator[RedisCluster]:
+    """One real 3-master Redis Cluster for every cluster test of the run (started on first
+    use: a cluster takes seconds to form)."""
+    with RedisCluster() as running:
+        yield running
+
+
+@pytest.fixture
+def cluster_client(cluster: RedisCluster) -> Iterator[redis.Redis]:
+    """The services' cluster client, on nodes emptied of data and scripts."""
+    for port in cluster.ports:
+        with redis.Redis(port=port) as node:
+            node.flushall()
+            node.script_flush()
+    client = connect(cluster.url, cluster=True)
+    yield client
+    client.close()

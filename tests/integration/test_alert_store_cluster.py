@@ -4,7 +4,6 @@ in one slot, and each step of a store is safe to repeat after a crash between st
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from importlib import resources
 
 import pytest
@@ -13,28 +12,9 @@ from redis.crc import key_slot
 
 from alert_service.store import AlertStore, StoreBounds
 from fraud_common import keys
-from fraud_common.redis_client import connect
 from tests.support.factories import make_alert
-from tools.redis_cluster import RedisCluster
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="module")
-def cluster() -> Iterator[RedisCluster]:
-    with RedisCluster() as running:
-        yield running
-
-
-@pytest.fixture
-def cluster_client(cluster: RedisCluster) -> Iterator[redis.Redis]:
-    for port in cluster.ports:
-        node = redis.Redis(port=port)
-        node.flushall()
-        node.close()
-    client = connect(cluster.url, cluster=True)
-    yield client
-    client.close()
 
 
 @pytest.fixture(params=["cluster", "single"])

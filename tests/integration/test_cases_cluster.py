@@ -4,8 +4,6 @@ opening, joining, redelivering, paging, closing and the counts work as on one Re
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 import redis
 from redis.crc import key_slot
@@ -14,28 +12,9 @@ from alert_service.cases.quality import RuleQuality
 from alert_service.cases.store import CaseClosed, CaseStore
 from alert_service.store import AlertStore
 from fraud_common import keys
-from fraud_common.redis_client import connect
 from tests.support.cases_support import rule_alert
-from tools.redis_cluster import RedisCluster
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="module")
-def cluster() -> Iterator[RedisCluster]:
-    with RedisCluster() as running:
-        yield running
-
-
-@pytest.fixture
-def cluster_client(cluster: RedisCluster) -> Iterator[redis.Redis]:
-    for port in cluster.ports:
-        node = redis.Redis(port=port)
-        node.flushall()
-        node.close()
-    client = connect(cluster.url, cluster=True)
-    yield client
-    client.close()
 
 
 def test_a_case_lives_in_its_users_slot_and_its_indexes_elsewhere() -> None:

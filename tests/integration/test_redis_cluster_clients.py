@@ -4,15 +4,13 @@ primary when one lacks them), the notification queue's MULTI blocks, the lists."
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 import redis
 
 from alert_service.notify.queue import ChannelQueue
 from alert_service.store import AlertStore
 from fraud_common import keys
-from fraud_common.redis_client import ClusterClient, connect
+from fraud_common.redis_client import ClusterClient
 from fraud_detection.lists import ListStore
 from tests.support.factories import make_alert
 from tools.redis_cluster import RedisCluster
@@ -20,22 +18,10 @@ from tools.redis_cluster import RedisCluster
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture(scope="module")
-def cluster() -> Iterator[RedisCluster]:
-    with RedisCluster() as running:
-        yield running
-
-
 @pytest.fixture
-def client(cluster: RedisCluster) -> Iterator[redis.Redis]:
-    for port in cluster.ports:
-        with redis.Redis(port=port) as node:
-            node.flushall()
-            node.script_flush()
-    made = connect(cluster.url, cluster=True)
-    assert isinstance(made, ClusterClient)
-    yield made
-    made.close()
+def client(cluster_client: redis.Redis) -> redis.Redis:
+    assert isinstance(cluster_client, ClusterClient)
+    return cluster_client
 
 
 def test_a_script_in_a_pipeline_is_loaded_again_after_a_node_lost_it(
