@@ -55,13 +55,13 @@ shares the user's slot), one call per slot in one pipeline, each in consumption 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from importlib import resources
 
+import orjson
 import redis
 from redis.cluster import RedisCluster
 from redis.crc import key_slot
@@ -88,7 +88,7 @@ def from_epoch_ms(value: int) -> datetime:
     return _EPOCH + timedelta(milliseconds=value)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class LastSeen:
     """The user's previous transaction, as the state keeps it."""
 
@@ -98,17 +98,17 @@ class LastSeen:
     event_ms: int
 
     @classmethod
-    def from_dict(cls, raw: dict) -> LastSeen:
+    def from_dict(cls, raw: dict, places: _Places | None = None) -> LastSeen:
         lat, lon = raw.get("latitude"), raw.get("longitude")
         return cls(
-            transaction_id=str(raw["transactionId"]),
-            location=str(raw["location"]),
-            coordinates=None if lat is None or lon is None else Coordinates(lat, lon),
-            event_ms=int(raw["eventMs"]),
+            str(raw["transactionId"]),
+            str(raw["location"]),
+            None if lat is None or lon is None else _coordinates(lat, lon, places),
+            int(raw["eventMs"]),
         )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class PlaceUse:
     """This transaction's place in the user's places, as they were before it."""
 
@@ -125,22 +125,40 @@ class PlaceUse:
         return cls(str(raw["key"]), None if used is None else int(used), bool(raw["history"]))
 
 
+_Places = dict[tuple[float, float], Coordinates]
+"""Coordinates already built while parsing one answer, by (latitude, longitude): the
+chosen and previous places of a batch are mostly the same few cities. Coordinates are
+immutable, so sharing one is the same as building it again."""
+
+
+def _coordinates(lat: object, lon: object, places: _Places | None) -> Coordinates:
+    """``Coordinates(lat, lon)``, the one already built for the same floats if any."""
+    if places is None or type(lat) is not float or type(lon) is not float or not lat or not lon:
+        return Coordinates(lat, lon)  # type: ignore[arg-type]  # JSON numbers (and 0.0 == -0.0)
+    found = places.get((lat, lon))
+    if found is None:
+        found = places[(lat, lon)] = Coordinates(lat, lon)
+    return found
+
+
+def _chosen(raw: list, places: _Places | None) -> Coordinates:
+    lat, lon = raw
+    return _coordinates(float(lat), float(lon), places)
+
+
 def _micros(raw: object, count: int) -> tuple[int | None, ...]:
     """Amounts beside ``count`` event times; all unknown in a snapshot stored before them."""
-    if not isinstance(raw, list) or len(raw) != count:
+    if not isinstance(raw, list | tuple) or len(raw) != count:
         return (None,) * count
-    return tuple(None if m is None else int(m) for m in raw)
+    if None in raw:
+        return tuple(None if m is None else int(m) for m in raw)
+    return tuple(map(int, raw))
 
 
-def _paired(
-    times: tuple[int, ...], micros: tuple[int | None, ...]
-) -> tuple[tuple[int, int | None], ...]:
-    return tuple(zip(times, _micros(list(micros), len(times)), strict=True))
-
-
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Snapshot:
-    """The state one transaction was evaluated against."""
+    """The state one transaction was evaluated against (slots: one is built per
+    transaction, and a slotted frozen dataclass is the cheaper to build)."""
 
     recent_event_ms: tuple[int, ...]  # at or before this one, newest first, this one included
     previous: LastSeen | None
@@ -161,11 +179,23 @@ class Snapshot:
     """This transaction's place among the user's places; None when none were kept."""
 
     @property
+    def recent_amounts(self) -> tuple[int | None, ...]:
+        """``recent_micros``, or all unknown when they do not match the event times."""
+        return _micros(self.recent_micros, len(self.recent_event_ms))
+
+    @property
+    def later_amounts(self) -> tuple[int | None, ...]:
+        """``later_micros``, or all unknown when they do not match the event times."""
+        return _micros(self.later_micros, len(self.later_event_ms))
+
+    @property
     def window_entries_ms(self) -> tuple[tuple[int, int | None], ...]:
         """(event ms, micro-USD or None) of every entry around this one, this one
         included, oldest first."""
-        recent = _paired(self.recent_event_ms, self.recent_micros)
-        return (*reversed(recent), *_paired(self.later_event_ms, self.later_micros))
+        return (
+            *reversed(tuple(zip(self.recent_event_ms, self.recent_amounts, strict=True))),
+            *zip(self.later_event_ms, self.later_amounts, strict=True),
+        )
 
     def window_entries(self) -> tuple[WindowEntry, ...]:
         """`window_entries_ms` as the rules read them."""
@@ -184,25 +214,26 @@ class Snapshot:
 
     @classmethod
     def from_json(cls, text: str, *, replayed: bool) -> Snapshot:
-        return cls.from_dict(json.loads(text), replayed=replayed)
+        return cls.from_dict(orjson.loads(text), replayed=replayed)
 
     @classmethod
-    def from_dict(cls, raw: dict, *, replayed: bool) -> Snapshot:
+    def from_dict(cls, raw: dict, *, replayed: bool, places: _Places | None = None) -> Snapshot:
+        """``places``: coordinates shared across the snapshots of one answer."""
         previous = raw.get("previous")
         chosen = raw.get("coordinates")
         place = raw.get("place")
-        recent = tuple(int(t) for t in raw["recent"])
-        later = tuple(int(t) for t in raw.get("later", ()))
+        recent = tuple(map(int, raw["recent"]))
+        later = tuple(map(int, raw.get("later", ())))
         return cls(
-            recent_event_ms=recent,
-            later_event_ms=later,
-            recent_micros=_micros(raw.get("recentMicros"), len(recent)),
-            later_micros=_micros(raw.get("laterMicros"), len(later)),
-            coordinates=None if chosen is None else Coordinates(*map(float, chosen)),
-            place=None if place is None else PlaceUse.from_dict(place),
-            previous=None if previous is None else LastSeen.from_dict(previous),
-            evaluated_at_ms=int(raw["evaluatedAtMs"]),
-            replayed=replayed,
+            recent,
+            None if previous is None else LastSeen.from_dict(previous, places),
+            int(raw["evaluatedAtMs"]),
+            replayed,
+            later,
+            None if chosen is None else _chosen(chosen, places),
+            _micros(raw.get("recentMicros"), len(recent)),
+            _micros(raw.get("laterMicros"), len(later)),
+            None if place is None else PlaceUse.from_dict(place),
         )
 
 
@@ -278,7 +309,8 @@ class UserState:
             else 0,
             user_ttl=max(self._user_ttl, user_ttl_seconds or 0),
         )
-        groups = self._groups([_script_entry(entry) for entry in entries])
+        texts = _PlaceTexts()
+        groups = self._groups([texts.script_entry(entry) for entry in entries])
         results = self._run(groups, run)
         if any(isinstance(r, NoScriptError) for r in results):
             # Redis restarted or flushed its script cache: load once and run again
@@ -289,11 +321,12 @@ class UserState:
             if isinstance(result, Exception):
                 raise result
         snapshots: list[Snapshot | None] = [None] * len(entries)
+        places: _Places = {}
         for (positions, _), text in zip(groups, results, strict=True):
-            flat = json.loads(text)
-            for i, position in enumerate(positions):
+            flat = orjson.loads(text)
+            for position, replayed, raw in zip(positions, flat[0::2], flat[1::2], strict=True):
                 snapshots[position] = Snapshot.from_dict(
-                    flat[2 * i + 1], replayed=bool(flat[2 * i])
+                    raw, replayed=bool(replayed), places=places
                 )
         return snapshots  # type: ignore[return-value]  # every position is filled
 
@@ -325,31 +358,56 @@ class UserState:
                 run.user_ttl,
                 run.places_retain_ms,
                 self._max_places,
-                json.dumps(items, ensure_ascii=False, separators=(",", ":")),
+                orjson.dumps(items),  # compact, UTF-8: json.dumps(ensure_ascii=False)
             )
         return pipe.execute(raise_on_error=False)
 
 
-def _script_entry(entry: StateEntry) -> list[str]:
-    """One entry of the script's batch (see ``scripts/record_batch.lua``)."""
-    txn = entry.transaction
-    micros = entry.usd_micros()
-    item = [
-        keys.user_window(txn.userId),
-        keys.user_last_seen(txn.userId),
-        keys.user_evaluation(txn.userId, txn.transactionId),
-        keys.user_places(txn.userId),
-        txn.transactionId,
-        str(epoch_ms(txn.timestamp)),
-        txn.location,
-        "" if micros is None else str(micros),
-        name_key(txn.location),
-    ]
-    for c in entry.choices():
-        item.append(repr(float(c.latitude)))  # shortest exact text, a JSON number
-        item.append(repr(float(c.longitude)))
-        item.append(coordinates_key(c))
-    return item
+class _PlaceTexts:
+    """`_script_entry` for one batch, which names the same few places over and over:
+    each place name's key and each candidate's texts are worked out once per batch."""
+
+    def __init__(self) -> None:
+        self._names: dict[str, str] = {}
+        self._candidates: dict[Coordinates, tuple[str, str, str]] = {}
+
+    def script_entry(self, entry: StateEntry) -> list[str]:
+        """One entry of the script's batch (see ``scripts/record_batch.lua``)."""
+        txn = entry.transaction
+        micros = entry.usd_micros()
+        location = txn.location
+        name = self._names.get(location)
+        if name is None:
+            name = self._names[location] = name_key(location)
+        item = [
+            keys.user_window(txn.userId),
+            keys.user_last_seen(txn.userId),
+            keys.user_evaluation(txn.userId, txn.transactionId),
+            keys.user_places(txn.userId),
+            txn.transactionId,
+            str(epoch_ms(txn.timestamp)),
+            location,
+            "" if micros is None else str(micros),
+            name,
+        ]
+        for c in entry.choices():
+            if c.latitude == 0 or c.longitude == 0:  # 0.0 == -0.0, but not as text
+                item.extend(_candidate_texts(c))
+                continue
+            texts = self._candidates.get(c)
+            if texts is None:
+                texts = self._candidates[c] = _candidate_texts(c)
+            item.extend(texts)
+        return item
+
+
+def _candidate_texts(c: Coordinates) -> tuple[str, str, str]:
+    """A candidate as the script takes it: latitude, longitude, place key."""
+    return (
+        repr(float(c.latitude)),  # shortest exact text, a JSON number
+        repr(float(c.longitude)),
+        coordinates_key(c),
+    )
 
 
 @dataclass(frozen=True)
