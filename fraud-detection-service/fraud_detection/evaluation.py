@@ -18,6 +18,7 @@ from fraud_detection.rules import (
     RuleHit,
     RuleSet,
 )
+from fraud_detection.rules.base import WindowEntry
 from fraud_detection.state import Snapshot, from_epoch_ms
 
 
@@ -46,12 +47,15 @@ def context_for(
         previous = None  # its own earlier run, once the snapshot had expired
     if snapshot.coordinates is not None:  # the candidate the state chose, kept for replays
         place = Place(place.name, snapshot.coordinates, place.candidates)
+    # Each event time becomes a datetime once, for the event times and the entries alike.
+    recent = tuple(map(from_epoch_ms, snapshot.recent_event_ms))
+    later = tuple(map(from_epoch_ms, snapshot.later_event_ms))
     return EvaluationContext(
         transaction=transaction,
         amount_usd=transaction.usd_value(fx_rates),
         place=place,
-        recent_event_times=tuple(from_epoch_ms(t) for t in snapshot.recent_event_ms),
-        later_event_times=tuple(from_epoch_ms(t) for t in snapshot.later_event_ms),
+        recent_event_times=recent,
+        later_event_times=later,
         previous=None
         if previous is None
         else PreviousTransaction(
@@ -60,7 +64,10 @@ def context_for(
             event_time=from_epoch_ms(previous.event_ms),
         ),
         evaluated_at=from_epoch_ms(snapshot.evaluated_at_ms),
-        window_entries=snapshot.window_entries(),
+        window_entries=(
+            *map(WindowEntry, reversed(recent), reversed(snapshot.recent_amounts)),
+            *map(WindowEntry, later, snapshot.later_amounts),
+        ),
         place_history=snapshot.place_history(),
         listed=listed,
     )
@@ -109,6 +116,8 @@ def error_decision(transaction_id: str, reason: str, at: datetime) -> Decision:
 
 def alerts_for(transaction: Transaction, decision: Decision) -> list[Alert]:
     """One alert per reason of the decision."""
+    if not decision.reasons:  # nearly every decision: nothing to build
+        return []
     return [
         Alert(
             alertId=alert_id(transaction.transactionId, reason.alertType),

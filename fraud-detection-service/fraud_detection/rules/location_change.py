@@ -16,7 +16,14 @@ from pydantic import Field
 
 from fraud_common.jsonutil import isoformat_utc
 from fraud_detection.geo import Coordinates, haversine_km, normalize_name
-from fraud_detection.rules.base import EvaluationContext, Finding, RuleParams, RuleType
+from fraud_detection.rules.base import (
+    EvaluationContext,
+    Finding,
+    Place,
+    PreviousTransaction,
+    RuleParams,
+    RuleType,
+)
 
 ALERT_TYPE = "unusual_location_change_detected"
 
@@ -35,19 +42,24 @@ def _coordinates(value: Coordinates | None) -> dict[str, float] | None:
     return {"latitude": value.latitude, "longitude": value.longitude}
 
 
+def _details(previous: PreviousTransaction, here: Place, elapsed: float) -> dict[str, object]:
+    """What every finding says; built only for a finding (nearly every call has none)."""
+    return {
+        "previous_location": previous.place.name,
+        "current_location": here.name,
+        "previous_timestamp": isoformat_utc(previous.event_time),
+        "previous_transaction_id": previous.transaction_id,
+        "elapsed_seconds": round(elapsed, 3),
+    }
+
+
 def evaluate(context: EvaluationContext, params: Params) -> Finding | None:
     previous = context.previous
     if previous is None:
         return None
     here, there = context.place, previous.place
     elapsed = abs((context.transaction.timestamp - previous.event_time).total_seconds())
-    details: dict[str, object] = {
-        "previous_location": there.name,
-        "current_location": here.name,
-        "previous_timestamp": isoformat_utc(previous.event_time),
-        "previous_transaction_id": previous.transaction_id,
-        "elapsed_seconds": round(elapsed, 3),
-    }
+
     if here.coordinates is not None and there.coordinates is not None:
         distance = haversine_km(there.coordinates, here.coordinates)
         speed = distance / (elapsed / 3600) if elapsed > 0 else None
@@ -56,18 +68,18 @@ def evaluate(context: EvaluationContext, params: Params) -> Finding | None:
         )
         if not impossible:
             return None
-        details |= {
-            "method": "distance",
-            "distance_km": round(distance, 1),
-            "speed_kmh": None if speed is None else round(speed, 1),
-            "threshold_distance_km": params.min_distance_km,
-            "threshold_speed_kmh": params.max_speed_kmh,
-            "previous_coordinates": _coordinates(there.coordinates),
-            "current_coordinates": _coordinates(here.coordinates),
-        }
         pace = "at the same instant" if speed is None else f"at {speed:,.0f} km/h"
         return Finding(
-            details=details,
+            details=_details(previous, here, elapsed)
+            | {
+                "method": "distance",
+                "distance_km": round(distance, 1),
+                "speed_kmh": None if speed is None else round(speed, 1),
+                "threshold_distance_km": params.min_distance_km,
+                "threshold_speed_kmh": params.max_speed_kmh,
+                "previous_coordinates": _coordinates(there.coordinates),
+                "current_coordinates": _coordinates(here.coordinates),
+            },
             message=(
                 f"{there.name} -> {here.name}: {distance:,.0f} km in {elapsed:,.0f} s "
                 f"({pace}, above {params.max_speed_kmh:,.0f} km/h)"
@@ -77,13 +89,13 @@ def evaluate(context: EvaluationContext, params: Params) -> Finding | None:
         return None
     if elapsed > params.name_window_seconds:
         return None
-    details |= {
-        "method": "name",
-        "threshold_time": params.name_window_seconds,
-        "unresolved": [p.name for p in (there, here) if p.coordinates is None],
-    }
     return Finding(
-        details=details,
+        details=_details(previous, here, elapsed)
+        | {
+            "method": "name",
+            "threshold_time": params.name_window_seconds,
+            "unresolved": [p.name for p in (there, here) if p.coordinates is None],
+        },
         message=(
             f"{there.name} -> {here.name} within {elapsed:,.0f} s "
             f"(a place could not be located; different places within "

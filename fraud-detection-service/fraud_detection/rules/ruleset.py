@@ -114,6 +114,7 @@ class RuleSet:
         version: str | None = None,
     ) -> None:
         self.specs = tuple(specs)
+        self._evaluated = tuple(s for s in self.specs if s.mode != "off")
         self.review_at = review_at
         self.decline_at = decline_at
         if not 0 <= review_at <= decline_at <= 100:
@@ -133,7 +134,7 @@ class RuleSet:
     @property
     def evaluated(self) -> tuple[RuleSpec, ...]:
         """The rules that run (active and shadow)."""
-        return tuple(s for s in self.specs if s.mode != "off")
+        return self._evaluated
 
     @property
     def lookback(self) -> timedelta:
@@ -164,7 +165,7 @@ class RuleSet:
         shadow: list[RuleHit] = []
         failures: list[RuleFailure] = []
         allowed_by: str | None = None
-        for spec in self.evaluated:
+        for spec in self._evaluated:
             try:
                 hit = spec.evaluate(context)
             except Exception as exc:  # one rule's bug must not cost the others their say

@@ -43,7 +43,11 @@ def breaking_window(
     the limit: the one ending at ``at`` when it does, else the late one with the
     largest measure (the earliest of equals); None when none does.
 
-    ``measure`` must not shrink when members are added (a count, a sum of amounts)."""
+    ``measure`` must not shrink when members are added (a count, a sum of amounts), and
+    ``breaks`` must hold for every value above one it holds for (a limit): so when all
+    of ``entries`` together do not break it, no window of them does."""
+    if not breaks(measure(entries)):
+        return None
     ordered = sorted(entries, key=lambda e: e.event_time)
     times = [e.event_time for e in ordered]
     here = in_window(ordered, times, at, width)
