@@ -58,6 +58,19 @@ local function entries(reply)
   return table.concat(times, ','), table.concat(micros, ',')
 end
 
+-- Trim a sorted set scored by event time: members scored below its highest score minus
+-- `retention` go, then the lowest-scored ones past `most`; it lives `user_ttl` on.
+local function trim(key, retention_ms, most)
+  local newest = redis.call('ZREVRANGE', key, 0, 0, 'WITHSCORES')
+  local horizon = tonumber(newest[2]) - retention_ms
+  redis.call('ZREMRANGEBYSCORE', key, '-inf', '(' .. string.format('%d', horizon))
+  local surplus = redis.call('ZCARD', key) - most
+  if surplus > 0 then
+    redis.call('ZREMRANGEBYRANK', key, 0, surplus - 1)
+  end
+  redis.call('EXPIRE', key, user_ttl)
+end
+
 -- A point on the unit sphere; the chord between two such points grows with the
 -- great-circle distance, so the nearest by chord is the nearest on Earth.
 local function unit_vector(lat, lon)
@@ -153,14 +166,7 @@ local function record(e)
     if not used or tonumber(used) < event_ms then  -- a late use does not move it back
       redis.call('ZADD', places_key, event_ms, place_key)
     end
-    local latest = redis.call('ZREVRANGE', places_key, 0, 0, 'WITHSCORES')
-    local horizon = tonumber(latest[2]) - places_retention
-    redis.call('ZREMRANGEBYSCORE', places_key, '-inf', '(' .. string.format('%d', horizon))
-    local extra = redis.call('ZCARD', places_key) - max_places
-    if extra > 0 then
-      redis.call('ZREMRANGEBYRANK', places_key, 0, extra - 1)
-    end
-    redis.call('EXPIRE', places_key, user_ttl)
+    trim(places_key, places_retention, max_places)
   end
 
   snapshot = '{"recent":[' .. recent_times .. '],"recentMicros":[' .. recent_micros ..
@@ -180,14 +186,7 @@ local function record(e)
     redis.call('SET', last_key, last, 'EX', user_ttl)
   end
 
-  local newest = redis.call('ZREVRANGE', window_key, 0, 0, 'WITHSCORES')
-  local horizon = tonumber(newest[2]) - retention
-  redis.call('ZREMRANGEBYSCORE', window_key, '-inf', '(' .. string.format('%d', horizon))
-  local surplus = redis.call('ZCARD', window_key) - max_entries
-  if surplus > 0 then
-    redis.call('ZREMRANGEBYRANK', window_key, 0, surplus - 1)
-  end
-  redis.call('EXPIRE', window_key, user_ttl)
+  trim(window_key, retention, max_entries)
 
   return 0, snapshot
 end
