@@ -32,6 +32,8 @@ from typing import Any
 
 import redis
 from flask import current_app, has_request_context, request
+from redis.commands.core import Script
+from redis.exceptions import NoScriptError
 
 from fraud_common import keys
 from fraud_common.api_keys import HEADER as API_KEY_HEADER
@@ -162,6 +164,16 @@ class IdempotencyStore:
         self._release = client.register_script(_RELEASE)
         self._claim_and_store = client.register_script(_CLAIM_AND_STORE)
 
+    def _evalsha(self, script: Script, keys: list[str], args: list[str | int]) -> Any:
+        """``EVALSHA`` sent straight to the client: what ``script(keys=, args=)`` does
+        (loading the script once when Redis lacks it) without `redis.commands.Script`'s
+        argument handling, ~15 us of CPU less per call on a POST's path."""
+        try:
+            return self._redis.execute_command("EVALSHA", script.sha, len(keys), *keys, *args)
+        except NoScriptError:
+            script.sha = self._redis.script_load(script.script)
+            return self._redis.execute_command("EVALSHA", script.sha, len(keys), *keys, *args)
+
     def claim(
         self,
         key: str,
@@ -188,7 +200,7 @@ class IdempotencyStore:
             for write in records:
                 script_keys += [write.record_key, write.pending_key]
                 args += [write.payload, write.ttl_seconds, write.transaction_id, write.score]
-            previous = self._claim_and_store(keys=script_keys, args=args)
+            previous = self._evalsha(self._claim_and_store, script_keys, args)
         if previous is None:
             return Claim(name, marker)
         record = json.loads(str(previous))
@@ -220,7 +232,7 @@ class IdempotencyStore:
         if not self._durability.enabled:
             # One EVALSHA (the script loads itself once if Redis lacks it): a pipeline
             # would send SCRIPT EXISTS first, one more round trip on every request.
-            self._complete(keys=[claim.key], args=args)
+            self._evalsha(self._complete, [claim.key], args)
             return
         pipe = self._redis.pipeline(transaction=False)
         self._complete(keys=[claim.key], args=args, client=pipe)
