@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import sys
 import time
 from pathlib import Path
@@ -37,8 +36,9 @@ from confluent_kafka import KafkaException
 
 from fraud_detection.rules.config import RulesInvalid, load_rules
 from tools.backtest_input import Loaded, event_time, file_lines, load
-from tools.backtest_replay import DEFAULT_BATCH, replay
+from tools.backtest_replay import DEFAULT_BATCH
 from tools.backtest_report import compare, read_labels, summarize, table
+from tools.backtest_workers import Usage, default_workers, run
 from tools.export_topic import read_topic
 
 
@@ -56,7 +56,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--json", action="store_true", help="one JSON object on stdout")
     parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH, help=argparse.SUPPRESS)
     parser.add_argument(
-        "--workers", type=int, default=1, help="processes, users split between them (default 1)"
+        "--workers",
+        type=int,
+        default=default_workers(),
+        help="processes, users split between them (default: one per core)",
     )
     parser.add_argument("--quiet", action="store_true", help="no progress on stderr")
     args = parser.parse_args(argv)
@@ -75,10 +78,20 @@ def _loaded(args: argparse.Namespace) -> Loaded:
     return load(lines, since=args.since, until=args.until)
 
 
-def _cpu_seconds() -> float:
-    """CPU of this process and of its finished children (workers, the private Redis)."""
-    times = os.times()
-    return times.user + times.system + times.children_user + times.children_system
+def _report(evaluations: int, elapsed: float, usage: Usage) -> None:
+    """The rate, and the CPU per evaluation of each process (main, workers, Redis)."""
+
+    def each(seconds: list[float]) -> str:
+        return "+".join(f"{s * 1e6 / max(evaluations, 1):,.0f}" for s in seconds) or "0"
+
+    print(
+        f"backtest: {evaluations:,} evaluations in {elapsed:.2f} s "
+        f"({evaluations / max(elapsed, 1e-9):,.0f}/s wall; CPU {usage.total():.2f} s, "
+        f"{usage.total() * 1e6 / max(evaluations, 1):,.0f} us per evaluation: "
+        f"main {each([usage.main])}, workers {each(usage.workers)}, "
+        f"redis-server {each(usage.redis)})",
+        file=sys.stderr,
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -99,39 +112,26 @@ def main(argv: list[str] | None = None) -> int:
     for problem in loaded.problems:
         print(f"backtest: skipped {problem}", file=sys.stderr)
     transactions = loaded.transactions
-    started, cpu = time.monotonic(), _cpu_seconds()
-    judged = replay(
-        rules,
+    started, usage = time.monotonic(), Usage()
+    passes = [("rules", rules)] + ([] if other is None else [("compare", other)])
+    judged, *judged_other = run(
+        passes,
         transactions,
-        batch_size=args.batch_size,
-        label="rules",
-        progress=not args.quiet,
         workers=args.workers,
+        batch_size=args.batch_size,
+        progress=not args.quiet,
+        usage=usage,
     )
     summary = summarize(rules, judged, labels)
     summary["skipped"] = loaded.skipped
     if loaded.duplicates:
         summary["duplicates"] = loaded.duplicates
     if other is not None:
-        judged_other = replay(
-            other,
-            transactions,
-            batch_size=args.batch_size,
-            label="compare",
-            progress=not args.quiet,
-            workers=args.workers,
+        summary["compare"] = compare(
+            judged, judged_other[0], other, str(args.compare_rules), labels
         )
-        summary["compare"] = compare(judged, judged_other, other, str(args.compare_rules), labels)
-    elapsed, cpu = time.monotonic() - started, _cpu_seconds() - cpu
-    passes = 1 if other is None else 2
     if not args.quiet:
-        rate = passes * len(transactions) / max(elapsed, 1e-9)
-        print(
-            f"backtest: {passes * len(transactions):,} evaluations in {elapsed:.2f} s "
-            f"({rate:,.0f}/s wall; CPU {cpu:.2f} s with workers and redis-server, "
-            f"{cpu * 1e6 / max(passes * len(transactions), 1):,.0f} us per evaluation)",
-            file=sys.stderr,
-        )
+        _report(len(passes) * len(transactions), time.monotonic() - started, usage)
     if args.json:
         print(json.dumps(summary, sort_keys=False))
     else:

@@ -11,6 +11,7 @@ as POSTed.
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import json
 import os
@@ -24,6 +25,7 @@ import redis
 
 from fraud_common import keys
 from tools import backtest
+from tools.backtest_workers import few_collections
 
 REPO = Path(__file__).resolve().parents[2]
 DATA = REPO / "tests" / "data"
@@ -170,3 +172,21 @@ def test_workers_split_by_user_judge_exactly_as_one_process(
 ) -> None:
     args = ("--compare-rules", str(PROPOSED), "--labels", str(LABELS), "--batch-size", "3")
     assert run_json(capsys, *args, "--workers", "3") == run_json(capsys, *args)
+
+
+def test_one_process_and_two_workers_with_both_passes_in_each_agree(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # each worker replays its users through both rule sets, each pass on its own Redis
+    args = ("--compare-rules", str(PROPOSED), "--labels", str(LABELS), "--batch-size", "2")
+    one = run_json(capsys, *args, "--workers", "1")
+    assert one["compare"]["new"] == [{"transactionId": "bt-c6", "ruleId": "card-testing"}]
+    assert run_json(capsys, *args, "--workers", "2") == one
+
+
+def test_the_collector_settings_are_restored_after_a_run() -> None:
+    threshold, frozen = gc.get_threshold(), gc.get_freeze_count()
+    with few_collections():
+        assert gc.get_threshold()[0] > threshold[0]
+        assert gc.get_freeze_count() > frozen
+    assert (gc.get_threshold(), gc.get_freeze_count()) == (threshold, frozen)
