@@ -12,8 +12,9 @@ import threading
 import time
 from collections.abc import Sequence
 from concurrent.futures import Future
+from functools import partial
 from types import TracebackType
-from typing import Any
+from typing import Any, NamedTuple
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
@@ -28,6 +29,15 @@ class DeliveryFailed(Exception):
     def __init__(self, error: KafkaError | str) -> None:
         super().__init__(str(error))
         self.error = error
+
+
+class Outgoing(NamedTuple):
+    """One message for `AckingProducer.send_all`."""
+
+    topic: str
+    value: str | bytes
+    key: str | bytes | None = None
+    headers: Headers | None = None
 
 
 def _is_fatal(error: KafkaError) -> bool:
@@ -134,6 +144,46 @@ class AckingProducer:
                 raise DeliveryFailed(str(retry_exc)) from retry_exc
         return future
 
+    def send_all(self, messages: Sequence[Outgoing], timeout: float) -> None:
+        """Queue every message and return once the broker acknowledged all of them.
+
+        What ``[send(m) for m in messages]`` and then ``.result()`` on each future in
+        order would raise, without a future per message: `DeliveryFailed` for the first
+        message (in the given order) that failed, ``TimeoutError`` when an earlier one is
+        still unacknowledged after ``timeout`` s. Every message is queued even when an
+        early one fails, as with `send`; a retry of the whole call may duplicate some
+        (the callers' messages are idempotent or at-least-once)."""
+        if not messages:
+            return
+        batch = _Batch(len(messages), self._timed_out)
+        on_delivery = batch.delivered
+        for index, message in enumerate(messages):
+            kwargs: dict[str, Any] = {
+                "key": message.key,
+                "value": message.value,
+                "on_delivery": partial(on_delivery, index),
+            }
+            if message.headers:
+                kwargs["headers"] = list(message.headers)
+            self._produce(message.topic, kwargs)
+        batch.wait(timeout)
+
+    def _produce(self, topic: str, kwargs: dict[str, Any]) -> None:
+        """``produce`` on the current producer; a fatal error replaces it (as in `send`)."""
+        producer = self._producer
+        try:
+            producer.produce(topic, **kwargs)
+        except BufferError as exc:
+            raise DeliveryFailed("local producer queue is full") from exc
+        except KafkaException as exc:
+            if not _is_fatal(exc.args[0]):
+                raise DeliveryFailed(exc.args[0]) from exc
+            self._replace(producer, exc.args[0])
+            try:  # nothing was queued, so one send on the fresh producer cannot duplicate
+                self._producer.produce(topic, **kwargs)
+            except (BufferError, KafkaException) as retry_exc:
+                raise DeliveryFailed(str(retry_exc)) from retry_exc
+
     def flush(self, timeout: float) -> int:
         """Wait up to ``timeout`` s for queued messages; returns how many are still queued."""
         return self._producer.flush(timeout)
@@ -171,3 +221,41 @@ class AckingProducer:
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+class _Batch:
+    """The delivery reports of one `AckingProducer.send_all`: a count of the messages
+    not yet reported, and the errors by position. Reports arrive on the polling thread
+    (or on whichever thread purges a replaced producer), hence the lock."""
+
+    def __init__(self, size: int, timed_out: threading.Event) -> None:
+        self._pending = size
+        self._errors: dict[int, KafkaError] = {}
+        self._unreported = set(range(size))
+        self._lock = threading.Lock()
+        self._done = threading.Event()
+        self._timed_out = timed_out
+
+    def delivered(self, index: int, error: KafkaError | None, _message: Message) -> None:
+        with self._lock:
+            if index not in self._unreported:
+                return  # librdkafka reports each message once; this guards the count
+            self._unreported.discard(index)
+            if error is not None:
+                self._errors[index] = error
+            self._pending -= 1
+            finished = self._pending == 0
+        if error is not None and error.code() == KafkaError._MSG_TIMED_OUT:
+            self._timed_out.set()
+        if finished:
+            self._done.set()
+
+    def wait(self, timeout: float) -> None:
+        self._done.wait(max(0.0, timeout))
+        with self._lock:
+            first_unreported = min(self._unreported, default=None)
+            failed = [i for i in self._errors if first_unreported is None or i < first_unreported]
+        if failed:
+            raise DeliveryFailed(self._errors[min(failed)])
+        if first_unreported is not None:
+            raise TimeoutError(f"{len(self._unreported)} messages not acknowledged in {timeout} s")
