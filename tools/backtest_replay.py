@@ -34,7 +34,7 @@ from typing import Any, cast
 from confluent_kafka import Message
 
 from fraud_common.kafka.consumer_loop import Record
-from fraud_common.kafka.producer import Headers
+from fraud_common.kafka.producer import Headers, Outgoing
 from fraud_common.money import load_fx_rates
 from fraud_common.redis_client import connect
 from fraud_common.schemas import Transaction
@@ -88,6 +88,10 @@ class Collector:
         if topic == DECISIONS:
             self.decisions.append(value if isinstance(value, str) else value.decode())
         return self._done
+
+    def send_all(self, messages: Sequence[Outgoing], timeout: float) -> None:
+        for message in messages:
+            self.send(message.topic, message.value, key=message.key, headers=message.headers)
 
 
 def _judged(text: str, user_id: str) -> Judged:

@@ -2,7 +2,8 @@
 
     decode:  bytes -> Transaction (InvalidMessage -> transactions.dlq, done by the loop)
     handle:  one Redis pipeline for the users' state
-             -> rules -> decisions, each written once (SET NX GET), in one pipeline
+             -> rules -> decisions, each written once (SET NX GET), in one script call
+                (``scripts/decide_batch.lua``; one per hash slot on a cluster)
              -> the alerts of the stored decisions, and each stored decision on the
                 decisions topic (when one is set), every acknowledgement awaited
     reject:  a record the loop set aside gets the decision ``error`` with the reason
@@ -15,22 +16,28 @@ deterministic. Offsets are stored by the loop only after `handle` returns.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from datetime import UTC, datetime, timedelta
-from typing import NamedTuple, Protocol
+from importlib import resources
+from typing import Any, NamedTuple, Protocol
 
 import redis
 from confluent_kafka import Message
 from pydantic import ValidationError
+from redis.cluster import RedisCluster
+from redis.crc import key_slot
+from redis.exceptions import NoScriptError
 
 from fraud_common import keys, metrics, tracing
 from fraud_common.durability import RedisDurability
 from fraud_common.kafka.consumer_loop import InvalidMessage, Record, Rejected
-from fraud_common.kafka.producer import Headers
+from fraud_common.kafka.producer import Headers, Outgoing
 from fraud_common.money import FxRates
 from fraud_common.schemas import (
     MAX_EVENT_AGE_CONTEXT,
@@ -49,12 +56,17 @@ from fraud_detection.state import StateEntry, UserState
 log = logging.getLogger(__name__)
 READY_TTL_SECONDS = 60
 alert_log = logging.getLogger("fraud_detection.alerts")
+DECIDE_SCRIPT = (
+    resources.files("fraud_detection").joinpath("scripts/decide_batch.lua").read_text("utf-8")
+)
+DECIDE_SHA = hashlib.sha1(DECIDE_SCRIPT.encode()).hexdigest()  # noqa: S324 - Redis's script id
 
 
 class MessageSender(Protocol):
     """What the handler produces through (`fraud_common.kafka.producer.AckingProducer`,
     or a stand-in that collects): ``send`` queues one message, the future resolves on
-    the broker's acknowledgement."""
+    the broker's acknowledgement; ``send_all`` queues several and returns once all are
+    acknowledged (raises `DeliveryFailed` or ``TimeoutError`` otherwise)."""
 
     def send(
         self,
@@ -64,6 +76,8 @@ class MessageSender(Protocol):
         key: str | bytes | None = None,
         headers: Headers | None = None,
     ) -> Future[Message]: ...
+
+    def send_all(self, messages: Sequence[Outgoing], timeout: float) -> None: ...
 
 
 class TransactionHandler:
@@ -149,9 +163,7 @@ class TransactionHandler:
             at_ms=evaluated_at_ms,
         )
         judged = [
-            evaluate(rules, t, p, s, self._fx_rates, on_lists).model_copy(
-                update={"traceId": _trace_id_of(r.headers)}
-            )
+            _with_trace(evaluate(rules, t, p, s, self._fx_rates, on_lists), r.headers)
             for r, t, p, s, on_lists in zip(
                 records, transactions, places, snapshots, listed, strict=True
             )
@@ -183,9 +195,10 @@ class TransactionHandler:
             metrics.TRANSACTIONS_EVALUATED.labels(decision.status).inc()
         if self._decisions_topic is not None:
             user = _user_of(rejected)
-            self._producer.send(
-                self._decisions_topic, text if before is None else before, key=user
-            ).result(timeout=self._ack_timeout)
+            self._producer.send_all(
+                [Outgoing(self._decisions_topic, text if before is None else before, user)],
+                self._ack_timeout,
+            )
 
     def _decide_once(self, judged: list[Decision]) -> list[StoredDecision]:
         """Store each decision unless one exists; the stored one and whether it was there.
@@ -193,20 +206,13 @@ class TransactionHandler:
         The same round trip signals each transaction's ready list, which wakes a
         ``Prefer: wait`` request blocked on it (an extra element on a redelivery is
         harmless: the waiter reads the decision itself)."""
-        pipe = self._redis.pipeline(transaction=False)
         texts = [decision.to_json() for decision in judged]
-        for decision, text in zip(judged, texts, strict=True):
-            ready = keys.decision_ready(decision.transactionId)
-            pipe.set(
-                keys.decision(decision.transactionId),
-                text,
-                ex=self._decision_ttl,
-                nx=True,
-                get=True,
-            )
-            pipe.rpush(ready, 1)
-            pipe.expire(ready, READY_TTL_SECONDS)
-        earlier = pipe.execute()[0::3]
+        earlier = self._store_decisions(
+            [
+                (keys.decision(d.transactionId), keys.decision_ready(d.transactionId), text)
+                for d, text in zip(judged, texts, strict=True)
+            ]
+        )
         return [
             StoredDecision(decision, False, text)
             if before is None
@@ -214,35 +220,78 @@ class TransactionHandler:
             for decision, text, before in zip(judged, texts, earlier, strict=True)
         ]
 
+    def _store_decisions(self, entries: list[tuple[str, str, str]]) -> list[str | None]:
+        """Run ``scripts/decide_batch.lua`` on (decision key, ready key, text) entries;
+        per entry the decision stored before, or None when this call stored it."""
+        groups = self._slot_groups(entries)
+        results = self._run_decide(groups)
+        if any(isinstance(r, NoScriptError) for r in results):
+            # Redis restarted or flushed its script cache: load once and run again (the
+            # calls that did run are replays now: the same answers, one more ready push).
+            self._redis.script_load(DECIDE_SCRIPT)
+            results = self._run_decide(groups)
+        earlier: list[str | None] = [None] * len(entries)
+        for (positions, _), result in zip(groups, results, strict=True):
+            if isinstance(result, Exception):
+                raise result
+            for position, before in zip(positions, result, strict=True):
+                if not isinstance(before, int):  # 0: stored by this call
+                    earlier[position] = before.decode() if isinstance(before, bytes) else before
+        return earlier
+
+    def _slot_groups(
+        self, entries: list[tuple[str, str, str]]
+    ) -> list[tuple[list[int], list[tuple[str, str, str]]]]:
+        """The entries one script call each takes, with their positions: all of them on
+        one Redis, one group per hash slot on a cluster (a transaction's keys share its
+        hash tag)."""
+        if not isinstance(self._redis, RedisCluster):
+            return [(list(range(len(entries))), entries)]
+        by_slot: dict[int, tuple[list[int], list[tuple[str, str, str]]]] = {}
+        for position, entry in enumerate(entries):
+            group = by_slot.setdefault(key_slot(entry[0].encode()), ([], []))
+            group[0].append(position)
+            group[1].append(entry)
+        return list(by_slot.values())
+
+    def _run_decide(self, groups: list[tuple[list[int], list[tuple[str, str, str]]]]) -> list[Any]:
+        pipe = self._redis.pipeline(transaction=False)
+        for _, entries in groups:
+            pipe.evalsha(
+                DECIDE_SHA,
+                1,
+                entries[0][0],
+                self._decision_ttl,
+                READY_TTL_SECONDS,
+                json.dumps(entries, ensure_ascii=False, separators=(",", ":")),
+            )
+        return list(pipe.execute(raise_on_error=False))
+
     def _publish(
         self, transactions: list[Transaction], decisions: list[StoredDecision]
     ) -> list[tuple[Alert, bool]]:
         """The alerts of the stored decisions, and the decisions themselves on the
         decisions topic; returns once the broker acknowledged every one."""
         sent: dict[str, tuple[Alert, bool]] = {}
-        futures: list[Future[Message]] = []
+        messages: list[Outgoing] = []
         published: set[str] = set()
         for transaction, (decision, replayed, text) in zip(transactions, decisions, strict=True):
             if self._decisions_topic is not None and transaction.transactionId not in published:
                 published.add(transaction.transactionId)
-                futures.append(
-                    self._producer.send(self._decisions_topic, text, key=transaction.userId)
-                )
+                messages.append(Outgoing(self._decisions_topic, text, transaction.userId))
             for alert in alerts_for(transaction, decision):
                 if alert.alertId in sent:  # the same transaction twice in one batch
                     continue
                 sent[alert.alertId] = (alert, replayed)
-                futures.append(
-                    self._producer.send(
+                messages.append(
+                    Outgoing(
                         self._alerts_topic,
                         alert.to_json(),
-                        key=alert.transaction.userId,
-                        headers=_alert_headers(alert),
+                        alert.transaction.userId,
+                        _alert_headers(alert),
                     )
                 )
-        deadline = time.monotonic() + self._ack_timeout
-        for future in futures:
-            future.result(timeout=max(0.0, deadline - time.monotonic()))
+        self._producer.send_all(messages, self._ack_timeout)
         return list(sent.values())
 
     def _count_evaluated(self, rules: RuleSet, decisions: list[StoredDecision]) -> None:
@@ -276,16 +325,32 @@ def _observe_first_decisions(
     transactions: list[Transaction], decisions: list[StoredDecision], now: float
 ) -> None:
     """The decision series, counted once per transaction: right after the decisions are
-    stored (SET NX), so a batch retried later finds them stored and counts nothing."""
+    stored (SET NX), so a batch retried later finds them stored and counts nothing.
+    Counters are summed over the batch first: one ``labels`` lookup per label set."""
+    statuses: Counter[str] = Counter()
+    hits: Counter[tuple[str, str]] = Counter()
     for transaction, (decision, replayed, _text) in zip(transactions, decisions, strict=True):
         if replayed:
             continue
-        metrics.TRANSACTIONS_EVALUATED.labels(decision.status).inc()
+        statuses[decision.status] += 1
         metrics.DECISION_LATENCY.observe(max(0.0, now - transaction.receivedAt.timestamp()))
         for reason in decision.reasons:
-            metrics.RULE_HITS.labels(reason.ruleId, "active").inc()
+            hits[reason.ruleId, "active"] += 1
         for reason in decision.shadowHits:
-            metrics.RULE_HITS.labels(reason.ruleId, "shadow").inc()
+            hits[reason.ruleId, "shadow"] += 1
+    for status, count in statuses.items():
+        metrics.TRANSACTIONS_EVALUATED.labels(status).inc(count)
+    for (rule_id, mode), count in hits.items():
+        metrics.RULE_HITS.labels(rule_id, mode).inc(count)
+
+
+def _with_trace(decision: Decision, headers: dict[str, str]) -> Decision:
+    """The decision with the trace of its transaction's POST (copied only when it has one:
+    `evaluate` leaves ``traceId`` unset)."""
+    trace_id = _trace_id_of(headers)
+    if trace_id == decision.traceId:
+        return decision
+    return decision.model_copy(update={"traceId": trace_id})
 
 
 def _trace_id_of(headers: dict[str, str]) -> str | None:
