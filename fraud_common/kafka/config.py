@@ -70,6 +70,10 @@ def consumer_config(
         "heartbeat.interval.ms": 1000,
         "max.poll.interval.ms": 300000,
         "fetch.wait.max.ms": fetch_wait_max_ms,
+        # librdkafka prefetches up to 64 MB by default; a backlog fills it and the
+        # detector's RSS went 95 -> 170 MB with it. 4 MB still holds ~16 batches of 500
+        # (drain rate unchanged within noise; docs/benchmarks/detector.md, "Memory").
+        "queued.max.messages.kbytes": 4096,
         "partition.assignment.strategy": "cooperative-sticky",
         "reconnect.backoff.ms": 100,
         "reconnect.backoff.max.ms": 1000,

@@ -101,6 +101,8 @@ def test_fetch_wait_reaches_the_consumer_config(monkeypatch: pytest.MonkeyPatch)
         fetch_wait_max_ms=settings.kafka_fetch_wait_max_ms,
     )
     assert config["fetch.wait.max.ms"] == 500
+    # the prefetch is bounded (librdkafka's 64 MB default put the detector over 150 MB)
+    assert config["queued.max.messages.kbytes"] <= 4096
     assert ArchiveServiceSettings().kafka_fetch_wait_max_ms == 500
     monkeypatch.setenv("KAFKA_FETCH_WAIT_MAX_MS", "0")
     with pytest.raises(ValidationError, match="kafka_fetch_wait_max_ms"):
