@@ -32,6 +32,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import psutil
+import redis
 from confluent_kafka import Producer
 
 REPO = Path(__file__).resolve().parent.parent
@@ -196,6 +197,7 @@ def main() -> int:
             done = processed(url) - first
             worker_used, redis_used = cpu(worker) - worker_cpu, cpu(redis_proc) - redis_cpu
             rss = worker.memory_info().rss
+            commands = _command_cost(redis_server.url, done)
         finally:
             if spy is not None:
                 spy.send_signal(2)
@@ -211,6 +213,7 @@ def main() -> int:
         "detector_cpu_share": round(worker_used / elapsed, 2),
         "redis_cpu_share": round(redis_used / elapsed, 2),
         "detector_rss_mb": round(rss / 2**20),
+        "redis_us_per_txn_by_command": commands,
         "loadavg": [round(x, 2) for x in psutil.getloadavg()],
     }
     print(json.dumps(result) if args.json else "\n".join(f"{k}: {v}" for k, v in result.items()))
@@ -224,6 +227,21 @@ def _safe(fn: Callable[..., int], *args: object) -> int:
         return fn(*args)
     except OSError:
         return 0
+
+
+def _command_cost(url: str, transactions: int) -> dict[str, float]:
+    """Redis's own time per transaction by command (``INFO commandstats``; scripts are
+    ``evalsha``, the commands they run inside are counted apart too), biggest first."""
+    client = redis.Redis.from_url(url)
+    try:
+        stats = client.info("commandstats")
+    finally:
+        client.close()
+    cost = {
+        name.removeprefix("cmdstat_"): round(float(row["usec"]) / transactions, 1)
+        for name, row in stats.items()
+    }
+    return dict(sorted(cost.items(), key=lambda item: -item[1])[:8])
 
 
 def _redis_process(url: str) -> psutil.Process:
