@@ -82,3 +82,21 @@ def test_bounds() -> None:
         OpenLoop(lambda i: (201, None), rate=0, count=1)
     with pytest.raises(ValueError):
         OpenLoop(lambda i: (201, None), rate=1, count=0)
+
+
+def test_a_stopped_loop_sends_nothing_more_and_counts_what_it_never_sent() -> None:
+    """Past its time bound the loop is stopped: requests in flight finish, no new one
+    starts, and the ones never sent are counted (not mistaken for errors)."""
+    clock = FakeClock()
+    loop: OpenLoop
+
+    def send(index: int) -> tuple[int, int]:
+        if index == 2:
+            loop.stop()  # the bound passes while request 2 is in flight
+        return 201, index
+
+    loop = OpenLoop(send, rate=10, count=10, clock=clock, sleep=clock.sleep)
+    loop.start()
+    loop.sender()
+    assert [o.index for o in loop.outcomes] == [0, 1, 2]
+    assert loop.unsent == 7 and not loop.errors

@@ -98,6 +98,8 @@ class LoadResult:
     outcomes: list[Outcome] = field(default_factory=list)
     errors: Counter[str] = field(default_factory=Counter)
     items_per_request: int = 1
+    unsent: int = 0
+    """Requests of an open loop never sent: its time bound passed first (saturation)."""
 
     def ok(self) -> list[Outcome]:
         return [o for o in self.outcomes if 200 <= o.status < 300]
@@ -116,6 +118,7 @@ class LoadResult:
                 str(k): v for k, v in sorted(Counter(o.status for o in self.outcomes).items())
             },
             "errors": dict(self.errors),
+            **({"unsent": self.unsent} if self.unsent else {}),
         }
 
 
@@ -196,6 +199,7 @@ class OpenLoop:
         self.clock, self.sleep = clock, sleep
         self._lock = threading.Lock()
         self._next = 0
+        self._stopped = False
         self.schedule = Schedule(rate, 0.0)
         self.outcomes: list[Outcome] = []
         self.errors: Counter[str] = Counter()
@@ -203,12 +207,22 @@ class OpenLoop:
     def start(self) -> None:
         self.schedule = Schedule(self.rate, self.clock())
 
+    def stop(self) -> None:
+        """No sender takes another request; those in flight finish."""
+        with self._lock:
+            self._stopped = True
+
+    @property
+    def unsent(self) -> int:
+        with self._lock:
+            return self.count - self._next
+
     def sender(self) -> None:
         """One sender's loop (run it in a thread, or directly in a test)."""
         while True:
             with self._lock:
                 index = self._next
-                if index >= self.count:
+                if index >= self.count or self._stopped:
                     return
                 self._next += 1
             due = self.schedule.due(index)
@@ -252,19 +266,28 @@ def open_loop(
     loop = OpenLoop(send_one, rate=rate, count=count)
     loop.start()
     expected = count / rate
-    _run_threads(loop.sender, min(senders, MAX_CONCURRENCY), expected)
+    running = _run_threads(loop.sender, min(senders, MAX_CONCURRENCY), expected)
+    if running:  # past its bound (saturated): send no more, let those in flight answer
+        loop.stop()
+        for thread in running:
+            thread.join(TIMEOUT_S + 1)
+    # closing a connection a sender still uses would fail its request in the client
     for connection in connections:
         connection.close()
     result = LoadResult(name, outcomes=sorted(loop.outcomes, key=lambda o: o.index))
     result.errors = loop.errors
+    result.unsent = loop.unsent
     result.seconds = (max((o.finished for o in loop.outcomes), default=0.0)) - loop.schedule.start
     return result
 
 
-def _run_threads(target: Callable[[], None], count: int, seconds: float) -> None:
+def _run_threads(target: Callable[[], None], count: int, seconds: float) -> list[threading.Thread]:
+    """Run ``count`` threads of ``target`` for up to ``seconds`` plus a margin; returns
+    those still running at the bound."""
     threads = [threading.Thread(target=target, daemon=True) for _ in range(count)]
     for thread in threads:
         thread.start()
     bound = time.monotonic() + seconds + TIMEOUT_S + 5
     for thread in threads:
         thread.join(max(0.0, bound - time.monotonic()))
+    return [thread for thread in threads if thread.is_alive()]

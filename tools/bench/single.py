@@ -128,4 +128,5 @@ def line(summary: dict[str, Any]) -> str:
         f"p50 {summary['p50_ms']} p99 {summary['p99_ms']} max {summary['max_ms']} ms, "
         f"statuses {summary['statuses']}"
         + (f", errors {summary['errors']}" if summary["errors"] else "")
+        + (f", {summary['unsent']} never sent (past the time bound)" if "unsent" in summary else "")
     )
