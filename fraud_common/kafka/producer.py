@@ -129,19 +129,7 @@ class AckingProducer:
             kwargs["headers"] = list(headers)
         if partition is not None:
             kwargs["partition"] = partition
-        producer = self._producer
-        try:
-            producer.produce(topic, **kwargs)
-        except BufferError as exc:
-            raise DeliveryFailed("local producer queue is full") from exc
-        except KafkaException as exc:
-            if not _is_fatal(exc.args[0]):
-                raise DeliveryFailed(exc.args[0]) from exc
-            self._replace(producer, exc.args[0])
-            try:  # nothing was queued, so one send on the fresh producer cannot duplicate
-                self._producer.produce(topic, **kwargs)
-            except (BufferError, KafkaException) as retry_exc:
-                raise DeliveryFailed(str(retry_exc)) from retry_exc
+        self._produce(topic, kwargs)
         return future
 
     def send_all(self, messages: Sequence[Outgoing], timeout: float) -> None:
