@@ -20,7 +20,6 @@ import contextlib
 import gc
 import multiprocessing
 import os
-import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
@@ -29,7 +28,7 @@ from fraud_common.schemas import Transaction
 from fraud_detection.geo import load_gazetteer
 from fraud_detection.rules import RuleSet
 from fraud_detection.settings import DetectorSettings
-from tools.backtest_replay import DEFAULT_BATCH, Judged, replay
+from tools.backtest_replay import DEFAULT_BATCH, Judged, replay, shard_by_user
 
 YOUNG_THRESHOLD = 50_000
 """Allocations between collections of the youngest generation (CPython's default: 700)."""
@@ -112,9 +111,7 @@ def _forked(
     progress: bool,
     usage: Usage,
 ) -> list[list[Judged]]:
-    shards: list[list[Transaction]] = [[] for _ in range(workers)]
-    for transaction in transactions:
-        shards[zlib.crc32(transaction.userId.encode()) % workers].append(transaction)
+    shards = shard_by_user(transactions, workers)
     context = multiprocessing.get_context("fork")
     started = []
     for number, shard in enumerate(shards):
