@@ -168,10 +168,10 @@ class TransactionHandler:
                 records, transactions, places, snapshots, listed, strict=True
             )
         ]
-        decisions = self._decide_once(judged)
+        decisions = self._decide_once(rules, judged)
         _observe_first_decisions(transactions, decisions, self._clock())
         alerts = self._publish(transactions, decisions)
-        self._count_evaluated(rules, decisions)
+        self._count_evaluated(decisions)
         for alert, replayed in alerts:
             _log_alert(alert, replayed)
         metrics.EVALUATION_DURATION.observe(time.perf_counter() - started)
@@ -200,36 +200,66 @@ class TransactionHandler:
                 self._ack_timeout,
             )
 
-    def _decide_once(self, judged: list[Decision]) -> list[StoredDecision]:
+    def _decide_once(self, rules: RuleSet, judged: list[Decision]) -> list[StoredDecision]:
         """Store each decision unless one exists; the stored one and whether it was there.
 
         The same round trip signals each transaction's ready list, which wakes a
         ``Prefer: wait`` request blocked on it (an extra element on a redelivery is
-        harmless: the waiter reads the decision itself)."""
+        harmless: the waiter reads the decision itself), and counts the rule stats
+        (`RuleStats`) of the decisions it stored, first decisions only:
+
+        - on one Redis inside the script, atomically with the SET NX: a decision is
+          counted if and only if it was stored, so exactly once whatever fails later
+          (publishing, the counters of the batch, the process): a retry finds it stored
+          and counts nothing, and nothing stored goes uncounted;
+        - on a cluster the stats hash is in another slot than the decisions, so a second
+          pipeline right after the scripts counts what they report as stored. A failure
+          between the two (a connection lost, a failover, the process killed) loses
+          those counts, because the retry sees replays: at most once, never twice, and
+          the window is one round trip, no longer the publish that came between before.
+        """
         texts = [decision.to_json() for decision in judged]
+        in_script = not isinstance(self._redis, RedisCluster)
         earlier = self._store_decisions(
             [
-                (keys.decision(d.transactionId), keys.decision_ready(d.transactionId), text)
+                (
+                    keys.decision(d.transactionId),
+                    keys.decision_ready(d.transactionId),
+                    text,
+                    [RuleStats.hits_field(rule_id) for rule_id in _hit_rule_ids(d)],
+                )
                 for d, text in zip(judged, texts, strict=True)
-            ]
+            ],
+            RuleStats.evaluated_fields(rules) if in_script else None,
         )
-        return [
+        stored = [
             StoredDecision(decision, False, text)
             if before is None
             else StoredDecision(Decision.model_validate_json(before), True, before)
             for decision, text, before in zip(judged, texts, earlier, strict=True)
         ]
+        if not in_script:
+            first = [s.decision for s in stored if not s.replayed]
+            pipe = self._redis.pipeline(transaction=False)
+            RuleStats.count(pipe, rules, len(first), (r for d in first for r in _hit_rule_ids(d)))
+            pipe.execute()
+        return stored
 
-    def _store_decisions(self, entries: list[tuple[str, str, str]]) -> list[str | None]:
-        """Run ``scripts/decide_batch.lua`` on (decision key, ready key, text) entries;
-        per entry the decision stored before, or None when this call stored it."""
+    def _store_decisions(
+        self, entries: list[DecideEntry], evaluated_fields: list[str] | None
+    ) -> list[str | None]:
+        """Run ``scripts/decide_batch.lua`` on (decision key, ready key, text, hit fields)
+        entries, counting the rule stats of those it stores when ``evaluated_fields``
+        is given (one Redis only); per entry the decision stored before, or None when
+        this call stored it."""
         groups = self._slot_groups(entries)
-        results = self._run_decide(groups)
+        results = self._run_decide(groups, evaluated_fields)
         if any(isinstance(r, NoScriptError) for r in results):
             # Redis restarted or flushed its script cache: load once and run again (the
-            # calls that did run are replays now: the same answers, one more ready push).
+            # calls that did run are replays now: the same answers, one more ready push,
+            # nothing counted twice).
             self._redis.script_load(DECIDE_SCRIPT)
-            results = self._run_decide(groups)
+            results = self._run_decide(groups, evaluated_fields)
         earlier: list[str | None] = [None] * len(entries)
         for (positions, _), result in zip(groups, results, strict=True):
             if isinstance(result, Exception):
@@ -239,31 +269,36 @@ class TransactionHandler:
                     earlier[position] = before.decode() if isinstance(before, bytes) else before
         return earlier
 
-    def _slot_groups(
-        self, entries: list[tuple[str, str, str]]
-    ) -> list[tuple[list[int], list[tuple[str, str, str]]]]:
+    def _slot_groups(self, entries: list[DecideEntry]) -> list[tuple[list[int], list[DecideEntry]]]:
         """The entries one script call each takes, with their positions: all of them on
         one Redis, one group per hash slot on a cluster (a transaction's keys share its
         hash tag)."""
         if not isinstance(self._redis, RedisCluster):
             return [(list(range(len(entries))), entries)]
-        by_slot: dict[int, tuple[list[int], list[tuple[str, str, str]]]] = {}
+        by_slot: dict[int, tuple[list[int], list[DecideEntry]]] = {}
         for position, entry in enumerate(entries):
             group = by_slot.setdefault(key_slot(entry[0].encode()), ([], []))
             group[0].append(position)
             group[1].append(entry)
         return list(by_slot.values())
 
-    def _run_decide(self, groups: list[tuple[list[int], list[tuple[str, str, str]]]]) -> list[Any]:
+    def _run_decide(
+        self,
+        groups: list[tuple[list[int], list[DecideEntry]]],
+        evaluated_fields: list[str] | None,
+    ) -> list[Any]:
+        stats_keys = [] if evaluated_fields is None else [keys.RULE_STATS]
         pipe = self._redis.pipeline(transaction=False)
         for _, entries in groups:
             pipe.evalsha(
                 DECIDE_SHA,
-                1,
+                1 + len(stats_keys),
                 entries[0][0],
+                *stats_keys,
                 self._decision_ttl,
                 READY_TTL_SECONDS,
                 json.dumps(entries, ensure_ascii=False, separators=(",", ":")),
+                json.dumps(evaluated_fields or [], separators=(",", ":")),
             )
         return list(pipe.execute(raise_on_error=False))
 
@@ -294,22 +329,27 @@ class TransactionHandler:
         self._producer.send_all(messages, self._ack_timeout)
         return list(sent.values())
 
-    def _count_evaluated(self, rules: RuleSet, decisions: list[StoredDecision]) -> None:
-        """Counters of the batch (first decisions only), the batch's last write: with
-        REDIS_DURABILITY on, it returns only once every write of the batch (state,
-        decisions) is on disk, before offsets are stored."""
-        first = [stored.decision for stored in decisions if not stored.replayed]
+    def _count_evaluated(self, decisions: list[StoredDecision]) -> None:
+        """The transactions handled this second (every one of the batch, redeliveries
+        too, as before), the batch's last write: with REDIS_DURABILITY on, it returns
+        only once every write of the batch (state, decisions, rule counters) is on disk,
+        before offsets are stored. The rule counters are written with the decisions
+        (`_decide_once`), so a batch retried after a failed publish counts them once."""
         stats_key = keys.stats_transactions(int(self._clock()))
         pipe = self._redis.pipeline(transaction=False)
         pipe.incrby(stats_key, len(decisions))
         pipe.expire(stats_key, self._stats_ttl)
-        RuleStats.count(
-            pipe,
-            rules,
-            len(first),
-            (reason.ruleId for d in first for reason in (*d.reasons, *d.shadowHits)),
-        )
         self._durability.execute(pipe)
+
+
+DecideEntry = tuple[str, str, str, list[str]]
+"""One decision for ``scripts/decide_batch.lua``: its key, its ready list's key, its JSON,
+and the rule-stats fields of its hits."""
+
+
+def _hit_rule_ids(decision: Decision) -> list[str]:
+    """The rules that fired on a decision, active and shadow, once per hit."""
+    return [reason.ruleId for reason in (*decision.reasons, *decision.shadowHits)]
 
 
 class StoredDecision(NamedTuple):

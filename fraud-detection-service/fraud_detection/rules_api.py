@@ -106,13 +106,24 @@ class RuleStats:
         (active and shadow, once per hit) to a pipeline the caller executes."""
         if judged == 0:
             return
-        for spec in rules.evaluated:
-            pipe.hincrby(keys.RULE_STATS, f"{spec.rule_id}:evaluated", judged)
+        for field in RuleStats.evaluated_fields(rules):
+            pipe.hincrby(keys.RULE_STATS, field, judged)
         counted: dict[str, int] = {}
         for rule_id in hit_rule_ids:
             counted[rule_id] = counted.get(rule_id, 0) + 1
         for rule_id, count in counted.items():
-            pipe.hincrby(keys.RULE_STATS, f"{rule_id}:hits", count)
+            pipe.hincrby(keys.RULE_STATS, RuleStats.hits_field(rule_id), count)
+
+    @staticmethod
+    def evaluated_fields(rules: RuleSet) -> list[str]:
+        """The fields one first evaluation adds 1 to: one per rule evaluated (for a
+        writer that counts otherwise than `count`, e.g. ``scripts/decide_batch.lua``)."""
+        return [f"{spec.rule_id}:evaluated" for spec in rules.evaluated]
+
+    @staticmethod
+    def hits_field(rule_id: str) -> str:
+        """The field a hit of ``rule_id`` adds 1 to."""
+        return f"{rule_id}:hits"
 
     def read(self) -> dict[str, dict[str, int]]:
         raw = self._redis.hgetall(keys.RULE_STATS)
