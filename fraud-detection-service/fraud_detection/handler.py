@@ -3,7 +3,9 @@
     decode:  bytes -> Transaction (InvalidMessage -> transactions.dlq, done by the loop)
     handle:  one Redis pipeline for the users' state
              -> rules -> decisions, each written once (SET NX GET), in one script call
-                (``scripts/decide_batch.lua``; one per hash slot on a cluster)
+                (``scripts/decide_batch.lua``; one per hash slot on a cluster) that
+                also counts the rule stats of the decisions it stored first (on a
+                cluster: a pipeline right after it, at most once)
              -> the alerts of the stored decisions, and each stored decision on the
                 decisions topic (when one is set), every acknowledgement awaited
     reject:  a record the loop set aside gets the decision ``error`` with the reason
