@@ -85,7 +85,9 @@ def epoch_ms(value: datetime) -> int:
 
 
 def from_epoch_ms(value: int) -> datetime:
-    return _EPOCH + timedelta(milliseconds=value)
+    """The exact inverse of `epoch_ms` (integer microseconds: no float round-off). Positional
+    ``timedelta(0, 0, us)``: a few are built per transaction, and keywords cost more."""
+    return _EPOCH + timedelta(0, 0, value * 1000)
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,12 +183,18 @@ class Snapshot:
     @property
     def recent_amounts(self) -> tuple[int | None, ...]:
         """``recent_micros``, or all unknown when they do not match the event times."""
-        return _micros(self.recent_micros, len(self.recent_event_ms))
+        micros = self.recent_micros
+        if type(micros) is tuple and len(micros) == len(self.recent_event_ms):
+            return micros  # as `from_dict` builds them: no copy per evaluation
+        return _micros(micros, len(self.recent_event_ms))
 
     @property
     def later_amounts(self) -> tuple[int | None, ...]:
         """``later_micros``, or all unknown when they do not match the event times."""
-        return _micros(self.later_micros, len(self.later_event_ms))
+        micros = self.later_micros
+        if type(micros) is tuple and len(micros) == len(self.later_event_ms):
+            return micros
+        return _micros(micros, len(self.later_event_ms))
 
     @property
     def window_entries_ms(self) -> tuple[tuple[int, int | None], ...]:

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
 from pydantic import BaseModel, ConfigDict
 
@@ -47,10 +47,12 @@ class PreviousTransaction:
     event_time: datetime
 
 
-@dataclass(frozen=True)
-class WindowEntry:
+class WindowEntry(NamedTuple):
     """One of the user's transactions around this one: its event time (ms resolution)
-    and USD value in micro-USD (`fraud_detection.usd_micros`), None when unknown."""
+    and USD value in micro-USD (`fraud_detection.usd_micros`), None when unknown.
+
+    A named tuple, not a dataclass: one is built per entry of every transaction, and a
+    tuple is several times cheaper to build (immutable all the same)."""
 
     event_time: datetime
     amount_usd_micros: int | None
