@@ -18,6 +18,7 @@ import re
 import uuid
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
+from json.encoder import encode_basestring
 from typing import Any, Literal
 
 from pydantic import (
@@ -420,6 +421,12 @@ class RuleError(BaseModel):
 
 
 DecisionStatus = Literal["approve", "review", "decline", "error"]
+_SCORES = (int, type(None))  # a bool would be written true/false: left to model_dump
+
+
+_QUOTED = encode_basestring
+"""A JSON string as `dumps` writes it (the C function ``json`` itself uses when not
+ensure_ascii)."""
 
 
 class Decision(BaseModel):
@@ -470,4 +477,33 @@ class Decision(BaseModel):
         ]
 
     def to_json(self) -> str:
-        return dumps(self.model_dump(mode="json", exclude_none=True))
+        """Compact JSON without the unset optionals (`dumps` of ``model_dump``).
+
+        A decision without reasons, rule errors nor shadow hits (nearly every one) holds
+        only strings, an int and its time: its text is written out directly, the same
+        bytes in the same field order at a fraction of the CPU (pinned by
+        tests/unit/test_decision_json.py)."""
+        score = self.riskScore
+        if self.reasons or self.ruleErrors or self.shadowHits or type(score) not in _SCORES:
+            return dumps(self.model_dump(mode="json", exclude_none=True))
+        text = [
+            '{"transactionId":',
+            _QUOTED(self.transactionId),
+            ',"status":',
+            _QUOTED(self.status),
+        ]
+        if score is not None:
+            text += (',"riskScore":', int.__repr__(score))
+        text.append(',"reasons":[]')
+        if self.rulesVersion is not None:
+            text += (',"rulesVersion":', _QUOTED(self.rulesVersion))
+        text.append(',"ruleErrors":[],"shadowHits":[]')
+        if self.allowedBy is not None:
+            text += (',"allowedBy":', _QUOTED(self.allowedBy))
+        if self.error is not None:
+            text += (',"error":', _QUOTED(self.error))
+        text += (',"evaluatedAt":', _QUOTED(isoformat_utc(self.evaluatedAt)))
+        if self.traceId is not None:
+            text += (',"traceId":', _QUOTED(self.traceId))
+        text.append("}")
+        return "".join(text)
