@@ -125,6 +125,7 @@ class RuleSet:
         rule_ids = [s.rule_id for s in self.specs]
         if len(set(rule_ids)) != len(rule_ids):
             raise ValueError("two rules have the same id")
+        self._no_hits = self.verdict([])
         self.version = version or hashlib.sha256(repr(self._identity()).encode()).hexdigest()[:16]
         """A hash of what the rules are (of the file's content when loaded from one)."""
 
@@ -192,6 +193,8 @@ class RuleSet:
 
     def verdict(self, hits: Iterable[RuleHit]) -> Verdict:
         """Scores combine like independent probabilities: 60 and 40 make 76, never > 100."""
+        if hits == ():  # nearly every transaction: one shared (immutable) verdict
+            return self._no_hits
         clean = 1.0
         for hit in hits:
             clean *= 1 - hit.score / 100
