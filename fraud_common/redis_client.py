@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any, cast
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar, cast
 
 import redis
 from redis.cluster import ClusterPipeline
 from redis.commands.core import Script
+from redis.crc import key_slot
+from redis.exceptions import NoScriptError
 from redis.typing import ScriptTextT as ScriptT
+
+T = TypeVar("T")
 
 
 def connect(
@@ -49,6 +54,34 @@ def connect(
         max_connections=max_connections,
         decode_responses=True,
     )
+
+
+def slot_groups(
+    client: redis.Redis, items: Sequence[T], key: Callable[[T], str]
+) -> list[tuple[list[int], list[T]]]:
+    """``items`` split for one script call each, with their positions in ``items``: all
+    in one group on one Redis; on a cluster one group per hash slot of ``key(item)``,
+    each in the items' order (a script's keys must share a slot)."""
+    if not isinstance(client, redis.RedisCluster):
+        return [(list(range(len(items))), list(items))]
+    by_slot: dict[int, tuple[list[int], list[T]]] = {}
+    for position, item in enumerate(items):
+        group = by_slot.setdefault(key_slot(key(item).encode()), ([], []))
+        group[0].append(position)
+        group[1].append(item)
+    return list(by_slot.values())
+
+
+def run_reloading(client: redis.Redis, source: str, run: Callable[[], list[Any]]) -> list[Any]:
+    """``run()``, a pipeline of ``EVALSHA`` calls of ``source`` executed with
+    ``raise_on_error=False``; once more after loading the script when Redis lost it
+    (restarted, or its script cache flushed). For idempotent scripts only: the calls
+    that did run the first time are replays the second."""
+    results = run()
+    if any(isinstance(result, NoScriptError) for result in results):
+        client.script_load(source)
+        results = run()
+    return results
 
 
 class ClusterClient(redis.RedisCluster):

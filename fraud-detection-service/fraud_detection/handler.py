@@ -33,14 +33,13 @@ import redis
 from confluent_kafka import Message
 from pydantic import ValidationError
 from redis.cluster import RedisCluster
-from redis.crc import key_slot
-from redis.exceptions import NoScriptError
 
 from fraud_common import keys, metrics, tracing
 from fraud_common.durability import RedisDurability
 from fraud_common.kafka.consumer_loop import InvalidMessage, Record, Rejected
 from fraud_common.kafka.producer import Headers, Outgoing
 from fraud_common.money import FxRates
+from fraud_common.redis_client import run_reloading, slot_groups
 from fraud_common.schemas import (
     MAX_EVENT_AGE_CONTEXT,
     Alert,
@@ -254,14 +253,13 @@ class TransactionHandler:
         entries, counting the rule stats of those it stores when ``evaluated_fields``
         is given (one Redis only); per entry the decision stored before, or None when
         this call stored it."""
-        groups = self._slot_groups(entries)
-        results = self._run_decide(groups, evaluated_fields)
-        if any(isinstance(r, NoScriptError) for r in results):
-            # Redis restarted or flushed its script cache: load once and run again (the
-            # calls that did run are replays now: the same answers, one more ready push,
-            # nothing counted twice).
-            self._redis.script_load(DECIDE_SCRIPT)
-            results = self._run_decide(groups, evaluated_fields)
+        # a transaction's keys share its hash tag; the calls that did run before a lost
+        # script are replays the second time: the same answers, one more ready push,
+        # nothing counted twice
+        groups = slot_groups(self._redis, entries, lambda entry: entry[0])
+        results = run_reloading(
+            self._redis, DECIDE_SCRIPT, lambda: self._run_decide(groups, evaluated_fields)
+        )
         earlier: list[str | None] = [None] * len(entries)
         for (positions, _), result in zip(groups, results, strict=True):
             if isinstance(result, Exception):
@@ -270,19 +268,6 @@ class TransactionHandler:
                 if not isinstance(before, int):  # 0: stored by this call
                     earlier[position] = before.decode() if isinstance(before, bytes) else before
         return earlier
-
-    def _slot_groups(self, entries: list[DecideEntry]) -> list[tuple[list[int], list[DecideEntry]]]:
-        """The entries one script call each takes, with their positions: all of them on
-        one Redis, one group per hash slot on a cluster (a transaction's keys share its
-        hash tag)."""
-        if not isinstance(self._redis, RedisCluster):
-            return [(list(range(len(entries))), entries)]
-        by_slot: dict[int, tuple[list[int], list[DecideEntry]]] = {}
-        for position, entry in enumerate(entries):
-            group = by_slot.setdefault(key_slot(entry[0].encode()), ([], []))
-            group[0].append(position)
-            group[1].append(entry)
-        return list(by_slot.values())
 
     def _run_decide(
         self,

@@ -63,11 +63,9 @@ from importlib import resources
 
 import orjson
 import redis
-from redis.cluster import RedisCluster
-from redis.crc import key_slot
-from redis.exceptions import NoScriptError
 
 from fraud_common import keys
+from fraud_common.redis_client import run_reloading, slot_groups
 from fraud_common.schemas import Transaction
 from fraud_detection.geo import Coordinates
 from fraud_detection.place_keys import coordinates_key, name_key
@@ -318,13 +316,12 @@ class UserState:
             user_ttl=max(self._user_ttl, user_ttl_seconds or 0),
         )
         texts = _PlaceTexts()
-        groups = self._groups([texts.script_entry(entry) for entry in entries])
-        results = self._run(groups, run)
-        if any(isinstance(r, NoScriptError) for r in results):
-            # Redis restarted or flushed its script cache: load once and run again
-            # (runs that did happen are replays now, so the answers are the same).
-            self._client.script_load(SCRIPT)
-            results = self._run(groups, run)
+        # the window key, item[0], carries the user's hash tag like every key of the user
+        groups = slot_groups(
+            self._client, [texts.script_entry(entry) for entry in entries], lambda item: item[0]
+        )
+        # the runs that did happen are replays the second time: the same answers
+        results = run_reloading(self._client, SCRIPT, lambda: self._run(groups, run))
         for result in results:
             if isinstance(result, Exception):
                 raise result
@@ -337,19 +334,6 @@ class UserState:
                     raw, replayed=bool(replayed), places=places
                 )
         return snapshots  # type: ignore[return-value]  # every position is filled
-
-    def _groups(self, items: list[list[str]]) -> list[tuple[list[int], list[list[str]]]]:
-        """The entries one script call each takes, with their positions in the batch:
-        all of them on one Redis, one group per hash slot on a cluster (the window key,
-        item[0], carries the user's hash tag like every key of the user)."""
-        if not isinstance(self._client, RedisCluster):
-            return [(list(range(len(items))), items)]
-        by_slot: dict[int, tuple[list[int], list[list[str]]]] = {}
-        for position, item in enumerate(items):
-            group = by_slot.setdefault(key_slot(item[0].encode()), ([], []))
-            group[0].append(position)
-            group[1].append(item)
-        return list(by_slot.values())
 
     def _run(self, groups: list[tuple[list[int], list[list[str]]]], run: _Run) -> list:
         pipe = self._client.pipeline(transaction=False)
