@@ -212,12 +212,11 @@ class AckingProducer:
 
 
 class _Batch:
-    """The delivery reports of one `AckingProducer.send_all`: a count of the messages
-    not yet reported, and the errors by position. Reports arrive on the polling thread
+    """The delivery reports of one `AckingProducer.send_all`: the positions of the
+    messages not yet reported, and the errors by position. Reports arrive on the polling thread
     (or on whichever thread purges a replaced producer), hence the lock."""
 
     def __init__(self, size: int, timed_out: threading.Event) -> None:
-        self._pending = size
         self._errors: dict[int, KafkaError] = {}
         self._unreported = set(range(size))
         self._lock = threading.Lock()
@@ -231,8 +230,7 @@ class _Batch:
             self._unreported.discard(index)
             if error is not None:
                 self._errors[index] = error
-            self._pending -= 1
-            finished = self._pending == 0
+            finished = not self._unreported
         if error is not None and error.code() == KafkaError._MSG_TIMED_OUT:
             self._timed_out.set()
         if finished:
