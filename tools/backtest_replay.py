@@ -19,15 +19,12 @@ from __future__ import annotations
 
 import functools
 import json
-import multiprocessing
 import sys
 import time
-import zlib
 from collections.abc import Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any, cast
 
@@ -132,57 +129,12 @@ def replay(
     batch_size: int = DEFAULT_BATCH,
     label: str = "",
     progress: bool = True,
-    workers: int = 1,
     redis_dir: Path | None = None,
 ) -> list[Judged]:
-    """The decision of every transaction (in the order given), on fresh private state.
-
-    With ``workers`` > 1 the users are split by a hash of their id into that many
-    forked processes (each user's transactions stay in one, in order; every rule reads
-    only its user's state, so the judgement is the same as with one), all on the same
-    private Redis; the gazetteer is loaded once before the fork and shared."""
+    """The decision of every transaction (in the order given), on fresh private state
+    (splitting the users over processes is `tools.backtest_workers`')."""
     with RedisServer(redis_dir, appendonly=False) as server:
-        if workers <= 1 or len(transactions) < 2 * batch_size:
-            return _on(server.url, rules, transactions, batch_size, label, progress)
-        load_gazetteer(_default("gazetteer_min_population"))
-        shards = shard_by_user(transactions, workers)
-        context = multiprocessing.get_context("fork")
-        pipes = []
-        for number, shard in enumerate(shards):
-            receiver, sender = context.Pipe(duplex=False)
-            process = context.Process(
-                target=_shard,
-                args=(
-                    sender,
-                    server.url,
-                    rules,
-                    shard,
-                    batch_size,
-                    label,
-                    progress and number == 0,
-                ),
-                daemon=True,
-            )
-            process.start()
-            sender.close()
-            pipes.append((process, receiver))
-        judged: dict[str, Judged] = {}
-        for process, receiver in pipes:
-            outcome = receiver.recv()
-            process.join()
-            if isinstance(outcome, str):
-                raise RuntimeError(f"backtest worker failed: {outcome}")
-            judged.update((one.transaction_id, one) for one in outcome)
-        return [judged[t.transactionId] for t in transactions]
-
-
-def shard_by_user(transactions: Sequence[Transaction], workers: int) -> list[list[Transaction]]:
-    """``workers`` shards, every user's transactions in one (in their order): a user's
-    state never spans two workers, so each shard replays exactly as the whole would."""
-    shards: list[list[Transaction]] = [[] for _ in range(workers)]
-    for transaction in transactions:
-        shards[zlib.crc32(transaction.userId.encode()) % workers].append(transaction)
-    return shards
+        return _on(server.url, rules, transactions, batch_size, label, progress)
 
 
 def _on(
@@ -199,24 +151,6 @@ def _on(
         return _replay(client, rules, transactions, batch_size, reporter)
     finally:
         client.close()
-
-
-def _shard(
-    sender: Connection,
-    url: str,
-    rules: RuleSet,
-    transactions: Sequence[Transaction],
-    batch_size: int,
-    label: str,
-    progress: bool,
-) -> None:
-    """One forked worker: its shard's decisions (or why it failed) down the pipe."""
-    try:
-        outcome: list[Judged] | str = _on(url, rules, transactions, batch_size, label, progress)
-    except Exception as exc:  # noqa: BLE001 - reported to the parent, which raises it
-        outcome = f"{type(exc).__name__}: {exc}"
-    sender.send(outcome)
-    sender.close()
 
 
 def _replay(

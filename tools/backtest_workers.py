@@ -20,6 +20,7 @@ import contextlib
 import gc
 import multiprocessing
 import os
+import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
@@ -28,7 +29,7 @@ from fraud_common.schemas import Transaction
 from fraud_detection.geo import load_gazetteer
 from fraud_detection.rules import RuleSet
 from fraud_detection.settings import DetectorSettings
-from tools.backtest_replay import DEFAULT_BATCH, Judged, replay, shard_by_user
+from tools.backtest_replay import DEFAULT_BATCH, Judged, replay
 
 YOUNG_THRESHOLD = 50_000
 """Allocations between collections of the youngest generation (CPython's default: 700)."""
@@ -165,3 +166,12 @@ def _worker(
     except Exception as exc:  # noqa: BLE001 - reported to the parent, which raises it
         sender.send(f"{type(exc).__name__}: {exc}")
     sender.close()
+
+
+def shard_by_user(transactions: Sequence[Transaction], workers: int) -> list[list[Transaction]]:
+    """``workers`` shards, every user's transactions in one (in their order): a user's
+    state never spans two workers, so each shard replays exactly as the whole would."""
+    shards: list[list[Transaction]] = [[] for _ in range(workers)]
+    for transaction in transactions:
+        shards[zlib.crc32(transaction.userId.encode()) % workers].append(transaction)
+    return shards
