@@ -155,6 +155,14 @@ def _micros(raw: object, count: int) -> tuple[int | None, ...]:
     return tuple(map(int, raw))
 
 
+def _amounts(micros: tuple[int | None, ...], count: int) -> tuple[int | None, ...]:
+    """``micros`` as `Snapshot.from_dict` builds them (no copy per evaluation), or all
+    unknown when they do not match the ``count`` event times."""
+    if type(micros) is tuple and len(micros) == count:
+        return micros
+    return _micros(micros, count)
+
+
 @dataclass(frozen=True, slots=True)
 class Snapshot:
     """The state one transaction was evaluated against (slots: one is built per
@@ -181,18 +189,12 @@ class Snapshot:
     @property
     def recent_amounts(self) -> tuple[int | None, ...]:
         """``recent_micros``, or all unknown when they do not match the event times."""
-        micros = self.recent_micros
-        if type(micros) is tuple and len(micros) == len(self.recent_event_ms):
-            return micros  # as `from_dict` builds them: no copy per evaluation
-        return _micros(micros, len(self.recent_event_ms))
+        return _amounts(self.recent_micros, len(self.recent_event_ms))
 
     @property
     def later_amounts(self) -> tuple[int | None, ...]:
         """``later_micros``, or all unknown when they do not match the event times."""
-        micros = self.later_micros
-        if type(micros) is tuple and len(micros) == len(self.later_event_ms):
-            return micros
-        return _micros(micros, len(self.later_event_ms))
+        return _amounts(self.later_micros, len(self.later_event_ms))
 
     @property
     def window_entries_ms(self) -> tuple[tuple[int, int | None], ...]:
