@@ -6,8 +6,9 @@ is around it differs:
 
 - Redis is a private ``redis-server`` started here on a free port (no persistence) and
   stopped after, so a backtest never reads or writes the live keys;
-- the producer is `Collector`: it keeps the decisions (the handler publishes every
-  stored decision to its decisions topic) instead of sending anything anywhere;
+- the first decisions are kept in this process (`MemoryDecisionStore`: the same "first
+  decision stays, rule stats counted once" as in Redis, without the round trip), and
+  the producer is `Collector`, which sends nothing anywhere;
 - the clock is the batch's latest event time, so decisions and alerts carry the same
   times in every run.
 
@@ -18,7 +19,6 @@ the order within a batch, as it does for one partition's records).
 from __future__ import annotations
 
 import functools
-import json
 import sys
 import time
 from collections.abc import Sequence
@@ -34,7 +34,8 @@ from fraud_common.kafka.consumer_loop import Record
 from fraud_common.kafka.producer import Headers, Outgoing
 from fraud_common.money import load_fx_rates
 from fraud_common.redis_client import connect
-from fraud_common.schemas import Transaction
+from fraud_common.schemas import Decision, Transaction
+from fraud_detection.decision_store import MemoryDecisionStore
 from fraud_detection.geo import load_gazetteer
 from fraud_detection.handler import TransactionHandler
 from fraud_detection.lists import ListStore
@@ -67,7 +68,9 @@ class Judged:
 
 
 class Collector:
-    """The handler's `MessageSender`: keeps each decision, sends nothing."""
+    """The handler's `MessageSender`: sends nothing, keeps what is published to the
+    ``DECISIONS`` topic (a handler with ``decisions_topic=DECISIONS``; the backtest's
+    has none, it reads its `MemoryDecisionStore`)."""
 
     def __init__(self) -> None:
         self.decisions: list[str] = []
@@ -91,15 +94,14 @@ class Collector:
             self.send(message.topic, message.value, key=message.key, headers=message.headers)
 
 
-def _judged(text: str, user_id: str) -> Judged:
-    raw = json.loads(text)
+def _judged(decision: Decision, user_id: str) -> Judged:
     return Judged(
-        transaction_id=raw["transactionId"],
+        transaction_id=decision.transactionId,
         user_id=user_id,
-        status=raw["status"],
-        alerts=tuple(r["ruleId"] for r in raw.get("reasons", ())),
-        shadow=tuple(r["ruleId"] for r in raw.get("shadowHits", ())),
-        allowed_by=raw.get("allowedBy"),
+        status=decision.status,
+        alerts=tuple(r.ruleId for r in decision.reasons),
+        shadow=tuple(r.ruleId for r in decision.shadowHits),
+        allowed_by=decision.allowedBy,
     )
 
 
@@ -160,7 +162,7 @@ def _replay(
     batch_size: int,
     progress: Progress,
 ) -> list[Judged]:
-    collector = Collector()
+    store = MemoryDecisionStore()
     clock = _BatchClock()
     handler = TransactionHandler(
         rules=lambda: rules,
@@ -173,7 +175,7 @@ def _replay(
         ),
         lists=ListStore(client, clock=clock),
         redis_client=client,
-        producer=collector,
+        producer=Collector(),
         alerts_topic=ALERTS,
         fx_rates=load_fx_rates(None),
         gazetteer=functools.partial(load_gazetteer, _default("gazetteer_min_population")),
@@ -182,19 +184,16 @@ def _replay(
         ack_timeout_seconds=60.0,
         max_event_age=timedelta(seconds=_default("max_event_age_seconds")),
         clock=clock,
-        decisions_topic=DECISIONS,
+        decision_store=store,
     )
     judged: list[Judged] = []
     for start in range(0, len(transactions), batch_size):
         batch = transactions[start : start + batch_size]
         clock.now = batch[-1].timestamp.timestamp()
-        collector.decisions.clear()
         handler.handle(
             [Record(t, "transactions", 0, start + i, t.userId, {}) for i, t in enumerate(batch)]
         )
-        judged.extend(
-            _judged(text, t.userId) for text, t in zip(collector.decisions, batch, strict=True)
-        )
+        judged.extend(_judged(store.first[t.transactionId], t.userId) for t in batch)
         progress.update(len(judged))
     return judged
 

@@ -18,7 +18,6 @@ deterministic. Offsets are stored by the loop only after `handle` returns.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import time
@@ -26,20 +25,17 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from datetime import UTC, datetime, timedelta
-from importlib import resources
-from typing import Any, NamedTuple, Protocol
+from typing import NamedTuple, Protocol
 
 import redis
 from confluent_kafka import Message
 from pydantic import ValidationError
-from redis.cluster import RedisCluster
 
 from fraud_common import keys, metrics, tracing
 from fraud_common.durability import RedisDurability
 from fraud_common.kafka.consumer_loop import InvalidMessage, Record, Rejected
 from fraud_common.kafka.producer import Headers, Outgoing
 from fraud_common.money import FxRates
-from fraud_common.redis_client import run_reloading, slot_groups
 from fraud_common.schemas import (
     MAX_EVENT_AGE_CONTEXT,
     Alert,
@@ -47,20 +43,15 @@ from fraud_common.schemas import (
     Transaction,
     validation_details,
 )
+from fraud_detection.decision_store import READY_TTL_SECONDS, DecisionStore, RedisDecisionStore
 from fraud_detection.evaluation import alerts_for, error_decision, evaluate, place_of
 from fraud_detection.geo import Gazetteer
 from fraud_detection.lists import ListStore, listed_pairs
 from fraud_detection.rules import RuleSet
-from fraud_detection.rules_api import RuleStats
 from fraud_detection.state import StateEntry, UserState
 
 log = logging.getLogger(__name__)
-READY_TTL_SECONDS = 60
 alert_log = logging.getLogger("fraud_detection.alerts")
-DECIDE_SCRIPT = (
-    resources.files("fraud_detection").joinpath("scripts/decide_batch.lua").read_text("utf-8")
-)
-DECIDE_SHA = hashlib.sha1(DECIDE_SCRIPT.encode()).hexdigest()  # noqa: S324 - Redis's script id
 
 
 class MessageSender(Protocol):
@@ -100,9 +91,12 @@ class TransactionHandler:
         durability: RedisDurability | None = None,
         clock: Callable[[], float] = time.time,
         decisions_topic: str | None = None,
+        decision_store: DecisionStore | None = None,
     ) -> None:
         """``decisions_topic``: where every stored decision is published (key = userId,
-        value = the decision as stored, also on a redelivery); None or '' for nowhere."""
+        value = the decision as stored, also on a redelivery); None or '' for nowhere.
+        ``decision_store``: where the first decisions are kept (default: Redis, each for
+        ``decision_ttl_seconds``)."""
         self._rules = rules
         self._state = state
         self._lists = lists
@@ -118,6 +112,9 @@ class TransactionHandler:
         self._durability = durability or RedisDurability()
         self._clock = clock
         self._decisions_topic = decisions_topic or None
+        self._decisions = decision_store or RedisDecisionStore(
+            redis_client, decision_ttl_seconds=decision_ttl_seconds
+        )
 
     def decode(self, message: Message) -> Transaction:
         raw = message.value()
@@ -202,92 +199,17 @@ class TransactionHandler:
             )
 
     def _decide_once(self, rules: RuleSet, judged: list[Decision]) -> list[StoredDecision]:
-        """Store each decision unless one exists; the stored one and whether it was there.
-
-        The same round trip signals each transaction's ready list, which wakes a
-        ``Prefer: wait`` request blocked on it (an extra element on a redelivery is
-        harmless: the waiter reads the decision itself), and counts the rule stats
-        (`RuleStats`) of the decisions it stored, first decisions only:
-
-        - on one Redis inside the script, atomically with the SET NX: a decision is
-          counted if and only if it was stored, so exactly once whatever fails later
-          (publishing, the counters of the batch, the process): a retry finds it stored
-          and counts nothing, and nothing stored goes uncounted;
-        - on a cluster the stats hash is in another slot than the decisions, so a second
-          pipeline right after the scripts counts what they report as stored. A failure
-          between the two (a connection lost, a failover, the process killed) loses
-          those counts, because the retry sees replays: at most once, never twice, and
-          the window is one round trip, no longer the publish that came between before.
-        """
+        """Store each decision unless one exists (`DecisionStore.store_first`, which
+        also counts the rule stats of those it stores); the stored one and whether it
+        was there."""
         texts = [decision.to_json() for decision in judged]
-        in_script = not isinstance(self._redis, RedisCluster)
-        earlier = self._store_decisions(
-            [
-                (
-                    keys.decision(d.transactionId),
-                    keys.decision_ready(d.transactionId),
-                    text,
-                    [RuleStats.hits_field(rule_id) for rule_id in _hit_rule_ids(d)],
-                )
-                for d, text in zip(judged, texts, strict=True)
-            ],
-            RuleStats.evaluated_fields(rules) if in_script else None,
-        )
-        stored = [
+        earlier = self._decisions.store_first(rules, judged, texts)
+        return [
             StoredDecision(decision, False, text)
             if before is None
             else StoredDecision(Decision.model_validate_json(before), True, before)
             for decision, text, before in zip(judged, texts, earlier, strict=True)
         ]
-        if not in_script:
-            first = [s.decision for s in stored if not s.replayed]
-            pipe = self._redis.pipeline(transaction=False)
-            RuleStats.count(pipe, rules, len(first), (r for d in first for r in _hit_rule_ids(d)))
-            pipe.execute()
-        return stored
-
-    def _store_decisions(
-        self, entries: list[DecideEntry], evaluated_fields: list[str] | None
-    ) -> list[str | None]:
-        """Run ``scripts/decide_batch.lua`` on (decision key, ready key, text, hit fields)
-        entries, counting the rule stats of those it stores when ``evaluated_fields``
-        is given (one Redis only); per entry the decision stored before, or None when
-        this call stored it."""
-        # a transaction's keys share its hash tag; the calls that did run before a lost
-        # script are replays the second time: the same answers, one more ready push,
-        # nothing counted twice
-        groups = slot_groups(self._redis, entries, lambda entry: entry[0])
-        results = run_reloading(
-            self._redis, DECIDE_SCRIPT, lambda: self._run_decide(groups, evaluated_fields)
-        )
-        earlier: list[str | None] = [None] * len(entries)
-        for (positions, _), result in zip(groups, results, strict=True):
-            if isinstance(result, Exception):
-                raise result
-            for position, before in zip(positions, result, strict=True):
-                if not isinstance(before, int):  # 0: stored by this call
-                    earlier[position] = before.decode() if isinstance(before, bytes) else before
-        return earlier
-
-    def _run_decide(
-        self,
-        groups: list[tuple[list[int], list[DecideEntry]]],
-        evaluated_fields: list[str] | None,
-    ) -> list[Any]:
-        stats_keys = [] if evaluated_fields is None else [keys.RULE_STATS]
-        pipe = self._redis.pipeline(transaction=False)
-        for _, entries in groups:
-            pipe.evalsha(
-                DECIDE_SHA,
-                1 + len(stats_keys),
-                entries[0][0],
-                *stats_keys,
-                self._decision_ttl,
-                READY_TTL_SECONDS,
-                json.dumps(entries, ensure_ascii=False, separators=(",", ":")),
-                json.dumps(evaluated_fields or [], separators=(",", ":")),
-            )
-        return list(pipe.execute(raise_on_error=False))
 
     def _publish(
         self, transactions: list[Transaction], decisions: list[StoredDecision]
@@ -327,16 +249,6 @@ class TransactionHandler:
         pipe.incrby(stats_key, len(decisions))
         pipe.expire(stats_key, self._stats_ttl)
         self._durability.execute(pipe)
-
-
-DecideEntry = tuple[str, str, str, list[str]]
-"""One decision for ``scripts/decide_batch.lua``: its key, its ready list's key, its JSON,
-and the rule-stats fields of its hits."""
-
-
-def _hit_rule_ids(decision: Decision) -> list[str]:
-    """The rules that fired on a decision, active and shadow, once per hit."""
-    return [reason.ruleId for reason in (*decision.reasons, *decision.shadowHits)]
 
 
 class StoredDecision(NamedTuple):

@@ -16,8 +16,9 @@ from fraud_common import keys
 from fraud_common.kafka.consumer_loop import Record
 from fraud_common.money import load_fx_rates
 from fraud_common.schemas import Transaction
+from fraud_detection.decision_store import READY_TTL_SECONDS, DecisionStore
 from fraud_detection.geo import load_gazetteer
-from fraud_detection.handler import READY_TTL_SECONDS, TransactionHandler
+from fraud_detection.handler import TransactionHandler
 from fraud_detection.lists import ListStore
 from fraud_detection.state import UserState
 from tests.support.detector_factories import T0, transaction
@@ -45,7 +46,9 @@ def target(request: pytest.FixtureRequest) -> tuple[redis.Redis, Callable[[], ob
     return request.getfixturevalue("cluster_client"), flush_nodes
 
 
-def make_handler(client: redis.Redis, collector: Collector) -> TransactionHandler:
+def make_handler(
+    client: redis.Redis, collector: Collector, decision_store: DecisionStore | None = None
+) -> TransactionHandler:
     return TransactionHandler(
         rules=shipped_rules,
         state=UserState(
@@ -67,6 +70,7 @@ def make_handler(client: redis.Redis, collector: Collector) -> TransactionHandle
         max_event_age=timedelta(days=3650),
         clock=lambda: T0.timestamp(),
         decisions_topic=DECISIONS,  # the collector keeps what is published there
+        decision_store=decision_store,
     )
 
 
