@@ -42,16 +42,25 @@ local evaluated_at = ARGV[1]
 local lookback = tonumber(ARGV[2])
 local retention = tonumber(ARGV[3])
 local max_entries = tonumber(ARGV[4])
+local max_entries_text = ARGV[4]
 local snapshot_ttl = ARGV[5]
 local user_ttl = ARGV[6]
 local places_retention = tonumber(ARGV[7])
 local max_places = tonumber(ARGV[8])
 
+-- Numbers go to redis.call as text (Redis formats a Lua number argument with printf's
+-- %.17g, which was a tenth of this script's cost), and scores are read as the text
+-- Redis sends: an integral score is its digits already.
+
 -- Event times and amounts of a WITHSCORES reply, as JSON array bodies.
 local function entries(reply)
   local times, micros = {}, {}
   for i = 1, #reply, 2 do
-    times[#times + 1] = string.format('%d', tonumber(reply[i + 1]))
+    local score = reply[i + 1]
+    if not score:find('^%-?%d+$') then  -- not written by this script: normalise it
+      score = string.format('%d', tonumber(score))
+    end
+    times[#times + 1] = score
     local digits = reply[i]:match('|(%d+)$')
     micros[#micros + 1] = digits and ('"' .. digits .. '"') or 'null'
   end
@@ -61,12 +70,12 @@ end
 -- Trim a sorted set scored by event time: members scored below its highest score minus
 -- `retention` go, then the lowest-scored ones past `most`; it lives `user_ttl` on.
 local function trim(key, retention_ms, most)
-  local newest = redis.call('ZREVRANGE', key, 0, 0, 'WITHSCORES')
+  local newest = redis.call('ZREVRANGE', key, '0', '0', 'WITHSCORES')
   local horizon = tonumber(newest[2]) - retention_ms
   redis.call('ZREMRANGEBYSCORE', key, '-inf', '(' .. string.format('%d', horizon))
   local surplus = redis.call('ZCARD', key) - most
   if surplus > 0 then
-    redis.call('ZREMRANGEBYRANK', key, 0, surplus - 1)
+    redis.call('ZREMRANGEBYRANK', key, '0', string.format('%d', surplus - 1))
   end
   redis.call('EXPIRE', key, user_ttl)
 end
@@ -109,14 +118,14 @@ local function record(e)
     if e[8] ~= '' then
       member = id_prefix .. e[8]
     end
-    redis.call('ZADD', window_key, event_ms, member)
+    redis.call('ZADD', window_key, event_text, member)
   end
   local recent_times, recent_micros = entries(redis.call(
     'ZREVRANGEBYSCORE', window_key, event_text, '(' .. string.format('%d', event_ms - lookback),
-    'WITHSCORES', 'LIMIT', 0, max_entries))
+    'WITHSCORES', 'LIMIT', '0', max_entries_text))
   local later_times, later_micros = entries(redis.call(
     'ZRANGEBYSCORE', window_key, '(' .. event_text,
-    '(' .. string.format('%d', event_ms + lookback), 'WITHSCORES', 'LIMIT', 0, max_entries))
+    '(' .. string.format('%d', event_ms + lookback), 'WITHSCORES', 'LIMIT', '0', max_entries_text))
 
   -- The previous transaction; a value that is not ours to read counts as none.
   local previous = redis.call('GET', last_key)
@@ -164,7 +173,7 @@ local function record(e)
       (used and string.format('%d', tonumber(used)) or 'null') .. ',"history":' ..
       (history and 'true' or 'false') .. '}'
     if not used or tonumber(used) < event_ms then  -- a late use does not move it back
-      redis.call('ZADD', places_key, event_ms, place_key)
+      redis.call('ZADD', places_key, event_text, place_key)
     end
     trim(places_key, places_retention, max_places)
   end
