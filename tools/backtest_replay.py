@@ -23,10 +23,9 @@ import sys
 import time
 from collections.abc import Sequence
 from concurrent.futures import Future
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
 from confluent_kafka import Message
 
@@ -54,9 +53,9 @@ def _default(name: str) -> Any:
     return DetectorSettings.model_fields[name].default
 
 
-@dataclass(frozen=True)
-class Judged:
-    """One transaction's decision as the detector stored it."""
+class Judged(NamedTuple):
+    """One transaction's decision as the detector stored it (a named tuple: one is built
+    per transaction and pass, and a tuple is the cheapest immutable record to build)."""
 
     transaction_id: str
     user_id: str
@@ -96,12 +95,12 @@ class Collector:
 
 def _judged(decision: Decision, user_id: str) -> Judged:
     return Judged(
-        transaction_id=decision.transactionId,
-        user_id=user_id,
-        status=decision.status,
-        alerts=tuple(r.ruleId for r in decision.reasons),
-        shadow=tuple(r.ruleId for r in decision.shadowHits),
-        allowed_by=decision.allowedBy,
+        decision.transactionId,
+        user_id,
+        decision.status,
+        tuple(r.ruleId for r in decision.reasons) if decision.reasons else (),
+        tuple(r.ruleId for r in decision.shadowHits) if decision.shadowHits else (),
+        decision.allowedBy,
     )
 
 

@@ -15,7 +15,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from importlib import resources
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import redis
 from redis.cluster import RedisCluster
@@ -37,14 +37,26 @@ DecideEntry = tuple[str, str, str, list[str]]
 and the rule-stats fields of its hits."""
 
 
+class StoredDecision(NamedTuple):
+    """A transaction's decision as stored: the first one, and whether it was there
+    before this call (a redelivery, or the same transaction earlier in the batch)."""
+
+    decision: Decision
+    replayed: bool
+    stored_text: str | None = None
+    """Its JSON exactly as stored, where the store keeps JSON."""
+
+    def text(self) -> str:
+        """Its JSON as stored (built from ``decision`` where the store keeps objects:
+        the same text, `Decision.to_json` is deterministic)."""
+        return self.decision.to_json() if self.stored_text is None else self.stored_text
+
+
 class DecisionStore(Protocol):
-    def store_first(
-        self, rules: RuleSet, decisions: Sequence[Decision], texts: Sequence[str]
-    ) -> list[str | None]:
-        """Store each decision (``texts``: their JSON) unless its transaction has one;
-        per decision None when stored now, else the JSON stored before (a redelivery, or
-        the same transaction earlier in the batch). The rule stats (``rules``' evaluated
-        rules, and each hit) count the decisions stored now, and only those."""
+    def store_first(self, rules: RuleSet, decisions: Sequence[Decision]) -> list[StoredDecision]:
+        """Store each decision unless its transaction has one; per decision the one
+        stored. The rule stats (``rules``' evaluated rules, and each hit) count the
+        decisions stored now, and only those."""
         ...
 
 
@@ -76,9 +88,8 @@ class RedisDecisionStore:
         self._redis = client
         self._decision_ttl = decision_ttl_seconds
 
-    def store_first(
-        self, rules: RuleSet, decisions: Sequence[Decision], texts: Sequence[str]
-    ) -> list[str | None]:
+    def store_first(self, rules: RuleSet, decisions: Sequence[Decision]) -> list[StoredDecision]:
+        texts = [decision.to_json() for decision in decisions]
         in_script = not isinstance(self._redis, RedisCluster)
         earlier = self._store(
             [
@@ -97,7 +108,12 @@ class RedisDecisionStore:
             pipe = self._redis.pipeline(transaction=False)
             RuleStats.count(pipe, rules, len(first), (r for d in first for r in hit_rule_ids(d)))
             pipe.execute()
-        return earlier
+        return [
+            StoredDecision(decision, False, text)
+            if before is None
+            else StoredDecision(Decision.model_validate_json(before), True, before)
+            for decision, text, before in zip(decisions, texts, earlier, strict=True)
+        ]
 
     def _store(
         self, entries: list[DecideEntry], evaluated_fields: list[str] | None
@@ -145,26 +161,23 @@ class RedisDecisionStore:
 class MemoryDecisionStore:
     """Decisions in this process (a backtest's): ``first`` maps each transaction to its
     first decision; ``stats`` counts as `RuleStats` does (``<ruleId>:evaluated``,
-    ``<ruleId>:hits``), first decisions only."""
+    ``<ruleId>:hits``), first decisions only. No JSON is made unless asked for
+    (`StoredDecision.text`)."""
 
     first: dict[str, Decision] = field(default_factory=dict)
     stats: Counter[str] = field(default_factory=Counter)
-    _texts: dict[str, str] = field(default_factory=dict)
 
-    def store_first(
-        self, rules: RuleSet, decisions: Sequence[Decision], texts: Sequence[str]
-    ) -> list[str | None]:
-        earlier: list[str | None] = []
-        stored = 0
-        for decision, text in zip(decisions, texts, strict=True):
-            before = self._texts.get(decision.transactionId)
-            earlier.append(before)
+    def store_first(self, rules: RuleSet, decisions: Sequence[Decision]) -> list[StoredDecision]:
+        stored: list[StoredDecision] = []
+        for decision in decisions:
+            before = self.first.get(decision.transactionId)
             if before is None:
-                self._texts[decision.transactionId] = text
                 self.first[decision.transactionId] = decision
-                stored += 1
                 self.stats.update(RuleStats.hits_field(r) for r in hit_rule_ids(decision))
-        if stored:
+                stored.append(StoredDecision(decision, False))
+            else:
+                stored.append(StoredDecision(before, True))
+        if first := sum(not s.replayed for s in stored):
             for evaluated in RuleStats.evaluated_fields(rules):
-                self.stats[evaluated] += stored
-        return earlier
+                self.stats[evaluated] += first
+        return stored

@@ -25,7 +25,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from datetime import UTC, datetime, timedelta
-from typing import NamedTuple, Protocol
+from typing import Protocol
 
 import redis
 from confluent_kafka import Message
@@ -43,7 +43,12 @@ from fraud_common.schemas import (
     Transaction,
     validation_details,
 )
-from fraud_detection.decision_store import READY_TTL_SECONDS, DecisionStore, RedisDecisionStore
+from fraud_detection.decision_store import (
+    READY_TTL_SECONDS,
+    DecisionStore,
+    RedisDecisionStore,
+    StoredDecision,
+)
 from fraud_detection.evaluation import alerts_for, error_decision, evaluate, place_of
 from fraud_detection.geo import Gazetteer
 from fraud_detection.lists import ListStore, listed_pairs
@@ -166,7 +171,7 @@ class TransactionHandler:
                 records, transactions, places, snapshots, listed, strict=True
             )
         ]
-        decisions = self._decide_once(rules, judged)
+        decisions = self._decisions.store_first(rules, judged)  # and counts their rule stats
         _observe_first_decisions(transactions, decisions, self._clock())
         alerts = self._publish(transactions, decisions)
         self._count_evaluated(decisions)
@@ -198,19 +203,6 @@ class TransactionHandler:
                 self._ack_timeout,
             )
 
-    def _decide_once(self, rules: RuleSet, judged: list[Decision]) -> list[StoredDecision]:
-        """Store each decision unless one exists (`DecisionStore.store_first`, which
-        also counts the rule stats of those it stores); the stored one and whether it
-        was there."""
-        texts = [decision.to_json() for decision in judged]
-        earlier = self._decisions.store_first(rules, judged, texts)
-        return [
-            StoredDecision(decision, False, text)
-            if before is None
-            else StoredDecision(Decision.model_validate_json(before), True, before)
-            for decision, text, before in zip(judged, texts, earlier, strict=True)
-        ]
-
     def _publish(
         self, transactions: list[Transaction], decisions: list[StoredDecision]
     ) -> list[tuple[Alert, bool]]:
@@ -219,10 +211,11 @@ class TransactionHandler:
         sent: dict[str, tuple[Alert, bool]] = {}
         messages: list[Outgoing] = []
         published: set[str] = set()
-        for transaction, (decision, replayed, text) in zip(transactions, decisions, strict=True):
+        for transaction, stored in zip(transactions, decisions, strict=True):
+            decision, replayed = stored.decision, stored.replayed
             if self._decisions_topic is not None and transaction.transactionId not in published:
                 published.add(transaction.transactionId)
-                messages.append(Outgoing(self._decisions_topic, text, transaction.userId))
+                messages.append(Outgoing(self._decisions_topic, stored.text(), transaction.userId))
             for alert in alerts_for(transaction, decision):
                 if alert.alertId in sent:  # the same transaction twice in one batch
                     continue
@@ -243,21 +236,13 @@ class TransactionHandler:
         too, as before), the batch's last write: with REDIS_DURABILITY on, it returns
         only once every write of the batch (state, decisions, rule counters) is on disk,
         before offsets are stored. The rule counters are written with the decisions
-        (`_decide_once`), so a batch retried after a failed publish counts them once."""
+        (`DecisionStore.store_first`), so a batch retried after a failed publish counts
+        them once."""
         stats_key = keys.stats_transactions(int(self._clock()))
         pipe = self._redis.pipeline(transaction=False)
         pipe.incrby(stats_key, len(decisions))
         pipe.expire(stats_key, self._stats_ttl)
         self._durability.execute(pipe)
-
-
-class StoredDecision(NamedTuple):
-    """A transaction's decision as stored: the first one, whether it was there before
-    this run (a redelivery), and its JSON exactly as stored."""
-
-    decision: Decision
-    replayed: bool
-    text: str
 
 
 def _observe_first_decisions(
@@ -268,7 +253,7 @@ def _observe_first_decisions(
     Counters are summed over the batch first: one ``labels`` lookup per label set."""
     statuses: Counter[str] = Counter()
     hits: Counter[tuple[str, str]] = Counter()
-    for transaction, (decision, replayed, _text) in zip(transactions, decisions, strict=True):
+    for transaction, (decision, replayed, _) in zip(transactions, decisions, strict=True):
         if replayed:
             continue
         statuses[decision.status] += 1
