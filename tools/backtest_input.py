@@ -15,14 +15,14 @@ that guards live ingest does not apply here.
 from __future__ import annotations
 
 import contextlib
-import json
 import sys
 import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
+import orjson
 from pydantic import ValidationError
 
 from fraud_common.schemas import (
@@ -35,7 +35,17 @@ from fraud_common.schemas import (
 )
 
 ANY_AGE = {MAX_EVENT_AGE_CONTEXT: timedelta(days=365 * 1000)}
+MAX_PROBLEMS = 5
+"""Reasons kept (and printed) of the lines skipped; all are counted."""
 _LINE_NAMESPACE = uuid.UUID("4d1f0a8e-2b7c-4f3e-9c61-8a5e7d2b1f04")
+
+
+class Problem(NamedTuple):
+    """Why a line was skipped, and where in the input it was (for the input's order)."""
+
+    position: int
+    text: str
+    """``<source>:<line>: <why>``"""
 
 
 @dataclass
@@ -44,22 +54,105 @@ class Loaded:
 
     transactions: list[Transaction]
     skipped: int = 0
-    problems: list[str] = field(default_factory=list)
-    """The first few reasons a line was skipped (``<source>:<line>: <why>``)."""
+    problems: list[Problem] = field(default_factory=list)
+    """The first few reasons a line was skipped, in input order."""
     outside_range: int = 0
     duplicates: int = 0
-    """Lines naming a transactionId seen before (the first one counts, as the
-    detector's first decision does)."""
+    """Lines naming a transactionId an earlier line named (the first line counts, as
+    the detector's first decision does)."""
+
+    def add_counts(self, other: Loaded, *, max_problems: int = MAX_PROBLEMS) -> None:
+        """Add what ``other`` skipped to this one's counts (not its transactions)."""
+        self.skipped += other.skipped
+        self.outside_range += other.outside_range
+        self.duplicates += other.duplicates
+        self.problems = sorted(self.problems + other.problems)[:max_problems]
 
 
-def parse_line(text: str | bytes, where: str) -> Transaction:
-    """One transaction from one line; raises ValueError saying why not."""
-    try:
-        raw = json.loads(text)
-    except (ValueError, RecursionError) as exc:
-        raise ValueError(f"not JSON: {exc}") from exc
-    if not isinstance(raw, dict):
-        raise ValueError("not a JSON object")
+@dataclass
+class Scanned:
+    """An input read but not yet validated: each line that is a JSON object, with where
+    it came from and its position, the first line of each transactionId only; ``loaded``
+    counts what was skipped so far (it holds no transactions)."""
+
+    objects: list[tuple[int, str, dict[str, Any]]]
+    loaded: Loaded
+
+
+def scan(lines: Iterable[tuple[str, str | bytes]], *, max_problems: int = MAX_PROBLEMS) -> Scanned:
+    """The JSON objects of ``(where, text)`` lines (cheap and serial: the validation,
+    `accept`, is the costly part and can run where the objects are replayed)."""
+    scanned = Scanned([], Loaded([]))
+    seen: set[str] = set()
+    for position, (where, text) in enumerate(lines):
+        if not text.strip():
+            continue
+        try:
+            raw = orjson.loads(text)
+        except orjson.JSONDecodeError as exc:
+            _skip(scanned.loaded, Problem(position, f"{where}: not JSON: {exc}"), max_problems)
+            continue
+        if not isinstance(raw, dict):
+            _skip(scanned.loaded, Problem(position, f"{where}: not a JSON object"), max_problems)
+            continue
+        transaction_id = raw.get("transactionId")
+        if isinstance(transaction_id, str):
+            if transaction_id in seen:
+                scanned.loaded.duplicates += 1
+                continue
+            seen.add(transaction_id)
+        scanned.objects.append((position, where, raw))
+    return scanned
+
+
+def accept(
+    objects: Iterable[tuple[int, str, dict[str, Any]]],
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    max_problems: int = MAX_PROBLEMS,
+) -> Loaded:
+    """The transactions of scanned objects with event times in ``[since, until)``,
+    sorted by event time (input order among equal times: stable)."""
+    loaded = Loaded([])
+    for position, where, raw in objects:
+        try:
+            transaction = transaction_of(raw, where)
+        except ValueError as exc:
+            _skip(loaded, Problem(position, f"{where}: {exc}"), max_problems)
+            continue
+        if (since is not None and transaction.timestamp < since) or (
+            until is not None and transaction.timestamp >= until
+        ):
+            loaded.outside_range += 1
+            continue
+        loaded.transactions.append(transaction)
+    loaded.transactions.sort(key=lambda t: t.timestamp)
+    return loaded
+
+
+def load(
+    lines: Iterable[tuple[str, str | bytes]],
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    max_problems: int = MAX_PROBLEMS,
+) -> Loaded:
+    """`scan` then `accept`, in this process."""
+    scanned = scan(lines, max_problems=max_problems)
+    loaded = accept(scanned.objects, since=since, until=until, max_problems=max_problems)
+    loaded.add_counts(scanned.loaded, max_problems=max_problems)
+    return loaded
+
+
+def _skip(loaded: Loaded, problem: Problem, max_problems: int) -> None:
+    loaded.skipped += 1
+    if len(loaded.problems) < max_problems:
+        loaded.problems.append(problem)
+
+
+def transaction_of(raw: dict[str, Any], where: str) -> Transaction:
+    """One transaction from one line's JSON object; raises ValueError saying why not."""
     if "receivedAt" in raw:
         try:
             return Transaction.model_validate(raw, context=ANY_AGE)
@@ -92,41 +185,6 @@ def _as_posted(raw: dict[str, Any], where: str) -> Transaction:
 
 def _describe(details: list[dict[str, str]]) -> str:
     return "; ".join(f"{d['field']} {d['message']}" for d in details)
-
-
-def load(
-    lines: Iterable[tuple[str, str | bytes]],
-    *,
-    since: datetime | None = None,
-    until: datetime | None = None,
-    max_problems: int = 5,
-) -> Loaded:
-    """Parse ``(where, text)`` lines, keep event times in ``[since, until)``, sort by
-    event time (arrival order among equal times: stable)."""
-    loaded = Loaded([])
-    seen: set[str] = set()
-    for where, text in lines:
-        if not text.strip():
-            continue
-        try:
-            transaction = parse_line(text, where)
-        except ValueError as exc:
-            loaded.skipped += 1
-            if len(loaded.problems) < max_problems:
-                loaded.problems.append(f"{where}: {exc}")
-            continue
-        if (since is not None and transaction.timestamp < since) or (
-            until is not None and transaction.timestamp >= until
-        ):
-            loaded.outside_range += 1
-            continue
-        if transaction.transactionId in seen:
-            loaded.duplicates += 1
-            continue
-        seen.add(transaction.transactionId)
-        loaded.transactions.append(transaction)
-    loaded.transactions.sort(key=lambda t: t.timestamp)
-    return loaded
 
 
 def file_lines(path: str) -> Iterator[tuple[str, str]]:

@@ -190,3 +190,40 @@ def test_the_collector_settings_are_restored_after_a_run() -> None:
         assert gc.get_threshold()[0] > threshold[0]
         assert gc.get_freeze_count() > frozen
     assert (gc.get_threshold(), gc.get_freeze_count()) == (threshold, frozen)
+
+
+def test_what_the_input_loses_is_reported_alike_by_one_process_and_by_workers(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    # the fixed file, then a line that is not JSON, one that is not an object, one that
+    # fails validation, one repeating a transactionId and one outside --until
+    extra = [
+        "{not json",
+        "[1, 2]",
+        json.dumps({"userId": "bt-rapid", "amount": "-5", "currency": "USD",
+                    "location": "New York", "timestamp": "2026-11-20T12:00:09Z"}),
+        INPUT.read_text("utf-8").splitlines()[0],
+        json.dumps({"transactionId": "bt-late", "userId": "bt-rapid", "amount": "1",
+                    "currency": "USD", "location": "New York",
+                    "timestamp": "2027-01-01T00:00:00Z"}),
+    ]  # fmt: skip
+    noisy = tmp_path / "noisy.jsonl"
+    noisy.write_text(INPUT.read_text("utf-8") + "\n".join(extra) + "\n", "utf-8")
+
+    def run(workers: str) -> tuple[dict[str, Any], list[str]]:
+        args = ["--rules", str(SHIPPED), "--input", str(noisy), "--json", "--batch-size", "2"]
+        status = backtest.main([*args, "--until", "2026-12-01T00:00:00Z", "--workers", workers])
+        captured = capsys.readouterr()
+        assert status == 0
+        skipped = [line for line in captured.err.splitlines() if "skipped" in line]
+        return json.loads(captured.out), skipped
+
+    fixed = INPUT.read_text("utf-8").splitlines()
+    timestampless = next(n for n, line in enumerate(fixed, 1) if line and "timestamp" not in line)
+    one, one_skipped = run("1")
+    assert (one["transactions"], one["skipped"], one["duplicates"]) == (24, 4, 1)
+    # in input order: the fixed file's line without a timestamp, then the three new ones
+    assert [line.split(f"{noisy}:")[1].split(":")[0] for line in one_skipped] == [
+        str(n) for n in (timestampless, len(fixed) + 1, len(fixed) + 2, len(fixed) + 3)
+    ]
+    assert run("3") == (one, one_skipped)
