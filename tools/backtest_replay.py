@@ -9,6 +9,8 @@ is around it differs:
 - the first decisions are kept in this process (`MemoryDecisionStore`: the same "first
   decision stays, rule stats counted once" as in Redis, without the round trip), and
   the producer is `Collector`, which sends nothing anywhere;
+- the state keeps no snapshots for redeliveries (``evaluation_ttl_seconds=0``): the
+  input holds each transaction once and nothing is redelivered;
 - the clock is the batch's latest event time, so decisions and alerts carry the same
   times in every run.
 
@@ -169,7 +171,7 @@ def _replay(
             client,
             late_allowance_ms=_default("late_event_allowance_seconds") * 1000,
             max_entries=_default("window_max_entries"),
-            evaluation_ttl_seconds=_default("evaluation_ttl_seconds"),
+            evaluation_ttl_seconds=0,  # no snapshots: each transaction is replayed once
             user_ttl_seconds=_default("user_state_ttl_seconds"),
         ),
         lists=ListStore(client, clock=clock),

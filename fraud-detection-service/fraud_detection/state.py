@@ -271,7 +271,12 @@ class StateEntry:
 
 
 class UserState:
-    """Records transactions in their users' state; see the module docstring."""
+    """Records transactions in their users' state; see the module docstring.
+
+    ``evaluation_ttl_seconds``: how long each snapshot is kept for a redelivery; 0 keeps
+    none, for a caller that never records a transaction twice (a backtest, whose input
+    holds each transaction once): a rerun would be judged against the state as it is
+    then (it still adds no second window entry)."""
 
     def __init__(
         self,

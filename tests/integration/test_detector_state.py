@@ -334,3 +334,41 @@ def test_an_ambiguous_name_is_read_as_the_city_nearest_the_previous_place(
     assert _run(state, [seattle, there]) == [[], []]
     [(context, _)] = _contexts(state, [there], [place_of(there, gazetteer)], 2)
     assert context.place.coordinates == gazetteer.resolve("Portland")
+
+
+def test_without_snapshots_the_state_is_the_same_and_none_is_stored(redis_url: str) -> None:
+    """``evaluation_ttl_seconds=0`` (a backtest's): the same snapshots, places and all,
+    from the same window, but no snapshot key; a rerun adds no second window entry."""
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    other = redis.Redis.from_url(redis_url.removesuffix("/0") + "/1", decode_responses=True)
+    txns = [
+        transaction(user="u-1", location=city, at=T0 + timedelta(seconds=n))
+        for n, city in enumerate(["New York", "Tokyo", "New York", "Paris", "Tokyo"])
+    ]
+    entries = [StateEntry(t, place_of(t, load_gazetteer()).coordinates) for t in txns]
+
+    def record(target: redis.Redis, ttl: int) -> list[Snapshot]:
+        state = UserState(
+            target,
+            late_allowance_ms=60_000,
+            max_entries=20,
+            evaluation_ttl_seconds=ttl,
+            user_ttl_seconds=3600,
+        )
+        now = epoch_ms(T0)
+        return [
+            *state.record(entries[:3], evaluated_at_ms=now, lookback_ms=LOOKBACK_MS,
+                          places_lookback_ms=LOOKBACK_MS),
+            *state.record(entries[3:], evaluated_at_ms=now, lookback_ms=LOOKBACK_MS,
+                          places_lookback_ms=LOOKBACK_MS),
+        ]  # fmt: skip
+
+    assert record(other, 0) == record(client, 600)
+    assert not any(other.exists(keys.user_evaluation("u-1", t.transactionId)) for t in txns)
+    assert all(client.exists(keys.user_evaluation("u-1", t.transactionId)) for t in txns)
+    again = UserState(
+        other, late_allowance_ms=60_000, max_entries=20, evaluation_ttl_seconds=0,
+        user_ttl_seconds=3600,
+    ).record(entries[:1], evaluated_at_ms=epoch_ms(T0), lookback_ms=LOOKBACK_MS)  # fmt: skip
+    assert not again[0].replayed
+    assert other.zcard(keys.user_window("u-1")) == len(txns)

@@ -6,7 +6,8 @@
 -- ARGV[2] lookback (ms): event times returned are in (event - lookback, event + lookback)
 -- ARGV[3] retention (ms): entries older than the newest minus this are trimmed
 -- ARGV[4] most entries kept in the window, and most returned on each side of the event
--- ARGV[5] snapshot TTL (s)   ARGV[6] user state TTL (s)
+-- ARGV[5] snapshot TTL (s); 0 keeps no snapshots (neither read nor written)
+-- ARGV[6] user state TTL (s)
 -- ARGV[7] places retention (ms): places last used before the newest minus this are
 --   trimmed; 0 keeps no places (the places key is neither read nor written)
 -- ARGV[8] most places kept
@@ -34,8 +35,9 @@
 -- (else the first), stored in "last" and in the snapshot. Idempotent per transactionId:
 -- a replay returns the stored snapshot and changes nothing, so it sees the same window
 -- and place and raises the same alerts; once the snapshot has expired, a rerun finds its
--- own window entry and adds no second one. Entries run in order, so a transaction twice
--- in one batch is a replay the second time. Amounts are never numbers here (a double is
+-- own window entry and adds no second one (as does every rerun when no snapshots are
+-- kept). Entries run in order, so a transaction twice in one batch is a replay the
+-- second time. Amounts are never numbers here (a double is
 -- not exact past 2**53): only text.
 
 local evaluated_at = ARGV[1]
@@ -44,6 +46,7 @@ local retention = tonumber(ARGV[3])
 local max_entries = tonumber(ARGV[4])
 local max_entries_text = ARGV[4]
 local snapshot_ttl = ARGV[5]
+local keep_snapshots = tonumber(snapshot_ttl) > 0
 local user_ttl = ARGV[6]
 local places_retention = tonumber(ARGV[7])
 local max_places = tonumber(ARGV[8])
@@ -91,7 +94,7 @@ local function record(e)
   local window_key, last_key, snapshot_key, places_key = e[1], e[2], e[3], e[4]
   local transaction_id, location = e[5], e[7]
 
-  local snapshot = redis.call('GET', snapshot_key)
+  local snapshot = keep_snapshots and redis.call('GET', snapshot_key)
   if snapshot then
     return 1, snapshot
   end
@@ -183,7 +186,9 @@ local function record(e)
     '],"coordinates":' .. (chosen and ('[' .. lat_text .. ',' .. lon_text .. ']') or 'null') ..
     ',"place":' .. place .. ',"previous":' .. (previous or 'null') ..
     ',"evaluatedAtMs":' .. evaluated_at .. '}'
-  redis.call('SET', snapshot_key, snapshot, 'EX', snapshot_ttl)
+  if keep_snapshots then
+    redis.call('SET', snapshot_key, snapshot, 'EX', snapshot_ttl)
+  end
 
   -- The latest transaction by event time stays "last": a late event does not replace it.
   if previous_ms and previous_ms > event_ms then
