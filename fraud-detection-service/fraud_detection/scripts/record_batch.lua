@@ -44,7 +44,6 @@ local evaluated_at = ARGV[1]
 local lookback = tonumber(ARGV[2])
 local retention = tonumber(ARGV[3])
 local max_entries = tonumber(ARGV[4])
-local max_entries_text = ARGV[4]
 local snapshot_ttl = ARGV[5]
 local keep_snapshots = tonumber(snapshot_ttl) > 0
 local user_ttl = ARGV[6]
@@ -55,10 +54,22 @@ local max_places = tonumber(ARGV[8])
 -- %.17g, which was a tenth of this script's cost), and scores are read as the text
 -- Redis sends: an integral score is its digits already.
 
--- Event times and amounts of a WITHSCORES reply, as JSON array bodies.
-local function entries(reply)
-  local times, micros = {}, {}
+-- The window around an event, from one ascending WITHSCORES reply over (event - lookback,
+-- event + lookback): event times and amounts as JSON array bodies, those at or before
+-- the event newest first, those after it oldest first, at most `most` on each side (as
+-- ZREVRANGEBYSCORE and ZRANGEBYSCORE with LIMIT would give them; one range instead of
+-- two, and the window never holds more than `most` + 1 when this runs, so the reply is
+-- no larger than the two).
+local function around(reply, event_ms, most)
+  local recent_times, recent_micros, later_times, later_micros = {}, {}, {}, {}
+  local split = #reply + 1  -- the first index after the event
   for i = 1, #reply, 2 do
+    if tonumber(reply[i + 1]) > event_ms then
+      split = i
+      break
+    end
+  end
+  local function add(times, micros, i)
     local score = reply[i + 1]
     if not score:find('^%-?%d+$') then  -- not written by this script: normalise it
       score = string.format('%d', tonumber(score))
@@ -67,7 +78,14 @@ local function entries(reply)
     local digits = reply[i]:match('|(%d+)$')
     micros[#micros + 1] = digits and ('"' .. digits .. '"') or 'null'
   end
-  return table.concat(times, ','), table.concat(micros, ',')
+  for i = split - 2, math.max(1, split - 2 * most), -2 do
+    add(recent_times, recent_micros, i)
+  end
+  for i = split, math.min(#reply - 1, split + 2 * most - 2), 2 do
+    add(later_times, later_micros, i)
+  end
+  return table.concat(recent_times, ','), table.concat(recent_micros, ','),
+    table.concat(later_times, ','), table.concat(later_micros, ',')
 end
 
 -- Trim a sorted set scored by event time: members scored below its highest score minus
@@ -76,10 +94,8 @@ local function trim(key, retention_ms, most)
   local newest = redis.call('ZREVRANGE', key, '0', '0', 'WITHSCORES')
   local horizon = tonumber(newest[2]) - retention_ms
   redis.call('ZREMRANGEBYSCORE', key, '-inf', '(' .. string.format('%d', horizon))
-  local surplus = redis.call('ZCARD', key) - most
-  if surplus > 0 then
-    redis.call('ZREMRANGEBYRANK', key, '0', string.format('%d', surplus - 1))
-  end
+  -- Ranks 0 .. -(most + 1): all but the highest `most`, none when there are no more.
+  redis.call('ZREMRANGEBYRANK', key, '0', string.format('%d', -most - 1))
   redis.call('EXPIRE', key, user_ttl)
 end
 
@@ -123,12 +139,9 @@ local function record(e)
     end
     redis.call('ZADD', window_key, event_text, member)
   end
-  local recent_times, recent_micros = entries(redis.call(
-    'ZREVRANGEBYSCORE', window_key, event_text, '(' .. string.format('%d', event_ms - lookback),
-    'WITHSCORES', 'LIMIT', '0', max_entries_text))
-  local later_times, later_micros = entries(redis.call(
-    'ZRANGEBYSCORE', window_key, '(' .. event_text,
-    '(' .. string.format('%d', event_ms + lookback), 'WITHSCORES', 'LIMIT', '0', max_entries_text))
+  local recent_times, recent_micros, later_times, later_micros = around(redis.call(
+    'ZRANGEBYSCORE', window_key, '(' .. string.format('%d', event_ms - lookback),
+    '(' .. string.format('%d', event_ms + lookback), 'WITHSCORES'), event_ms, max_entries)
 
   -- The previous transaction; a value that is not ours to read counts as none.
   local previous = redis.call('GET', last_key)
@@ -170,8 +183,8 @@ local function record(e)
   local place = 'null'
   if places_retention > 0 then
     local place_key = chosen and e[chosen + 2] or e[9]
-    local history = redis.call('ZCARD', places_key) > 0
     local used = redis.call('ZSCORE', places_key, place_key)
+    local history = used ~= false or redis.call('ZCARD', places_key) > 0
     place = '{"key":' .. cjson.encode(place_key) .. ',"lastUsedMs":' ..
       (used and string.format('%d', tonumber(used)) or 'null') .. ',"history":' ..
       (history and 'true' or 'false') .. '}'
