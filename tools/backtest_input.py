@@ -54,6 +54,8 @@ class Loaded:
 
     transactions: list[Transaction]
     skipped: int = 0
+    positions: list[int] = field(default_factory=list)
+    """Each transaction's position in the input, index for index (from `accept`)."""
     problems: list[Problem] = field(default_factory=list)
     """The first few reasons a line was skipped, in input order."""
     outside_range: int = 0
@@ -115,6 +117,7 @@ def accept(
     """The transactions of scanned objects with event times in ``[since, until)``,
     sorted by event time (input order among equal times: stable)."""
     loaded = Loaded([])
+    accepted: list[tuple[Transaction, int]] = []
     for position, where, raw in objects:
         try:
             transaction = transaction_of(raw, where)
@@ -126,8 +129,10 @@ def accept(
         ):
             loaded.outside_range += 1
             continue
-        loaded.transactions.append(transaction)
-    loaded.transactions.sort(key=lambda t: t.timestamp)
+        accepted.append((transaction, position))
+    accepted.sort(key=lambda pair: pair[0].timestamp)
+    loaded.transactions = [transaction for transaction, _ in accepted]
+    loaded.positions = [position for _, position in accepted]
     return loaded
 
 

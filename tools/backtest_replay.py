@@ -119,7 +119,8 @@ class Progress:
             self._last = now
             rate = done / max(now - self._started, 1e-9)
             print(
-                f"backtest {self._label}: {done:,}/{self._total:,} transactions ({rate:,.0f}/s)",
+                f"backtest{self._label and ' ' + self._label}: {done:,}/{self._total:,} "
+                f"transactions ({rate:,.0f}/s)",
                 file=sys.stderr,
                 flush=True,
             )
@@ -137,17 +138,22 @@ def replay(
     """The decision of every transaction (in the order given), on fresh private state
     (splitting the users over processes is `tools.backtest_workers`')."""
     with RedisServer(redis_dir, appendonly=False) as server:
-        return _on(server.url, rules, transactions, batch_size, label, progress)
+        return replay_on(
+            server.url, rules, transactions, batch_size=batch_size, label=label, progress=progress
+        )
 
 
-def _on(
+def replay_on(
     url: str,
     rules: RuleSet,
     transactions: Sequence[Transaction],
-    batch_size: int,
-    label: str,
-    progress: bool,
+    *,
+    batch_size: int = DEFAULT_BATCH,
+    label: str = "",
+    progress: bool = True,
 ) -> list[Judged]:
+    """`replay` on the private Redis at ``url``: its state must be this pass's alone (a
+    worker replays several shards of users on one, each user in one shard only)."""
     client = connect(url, socket_timeout=60.0)
     try:
         reporter = Progress(label, len(transactions), enabled=progress)

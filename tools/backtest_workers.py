@@ -1,14 +1,17 @@
 """Run a backtest's replays in forked worker processes, each on its own private Redis.
 
 The input arrives scanned (`tools.backtest_input.scan`: each line's JSON object, not
-yet validated). Its objects are split by a hash of their ``userId`` into ``workers``
-shards (each user's transactions stay in one shard, in input order; every rule reads
-only its user's state, so the judgement is the one a single process gives). Each worker
-validates its shard (`tools.backtest_input.accept`, the costly part of reading: so it
-runs on every core), replays it in event-time order through every rule set asked for
-(`tools.backtest_replay.replay`: a fresh private ``redis-server`` per pass) and sends
-back only what it skipped and the decisions' fields, never a pickled transaction
-(unpickling a `Transaction` costs about as much as validating its line).
+yet validated). Its objects are split by a hash of their ``userId`` into shards,
+`SHARDS_PER_WORKER` per worker (each user's transactions stay in one shard, in input
+order; every rule reads only its user's state, so the judgement is the one a single
+process gives). Each worker starts one private ``redis-server`` per rule set asked for,
+then takes the next shard nobody has taken until none is left: it validates the shard
+(`tools.backtest_input.accept`, the costly part of reading: so it runs on every core),
+replays it in event-time order through every rule set (`tools.backtest_replay.replay_on`)
+and sends back only what it skipped and the decisions' fields, never a pickled
+transaction (unpickling a `Transaction` costs about as much as validating its line).
+This process merges the shards as they arrive, in the order one process would give:
+by event time, then input position.
 
 Before the fork the gazetteer is loaded once and, with the scanned input, frozen out of
 the cyclic garbage collector (`gc.freeze`): millions of long-lived objects a full
@@ -26,21 +29,30 @@ import os
 import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
+from multiprocessing import connection
 from multiprocessing.connection import Connection
 from operator import itemgetter
-from typing import Any
+from typing import Any, NamedTuple, cast
 
 from fraud_detection.geo import load_gazetteer
 from fraud_detection.rules import RuleSet
 from fraud_detection.settings import DetectorSettings
 from tools.backtest_input import Loaded, Scanned, accept
-from tools.backtest_replay import DEFAULT_BATCH, Judged, replay
+from tools.backtest_replay import DEFAULT_BATCH, Judged, Progress, replay, replay_on
+from tools.local_services import RedisServer
 
+SHARDS_PER_WORKER = 8
+"""Shards of users per worker, taken one at a time: a worker that is through with its
+share takes the next one left, so both cores work until the end (with one shard per
+worker, one shard costlier than the other, or a core slowed by the host, left the other
+core idle for up to a sixth of the run)."""
 YOUNG_THRESHOLD = 50_000
 """Allocations between collections of the youngest generation (CPython's default: 700)."""
 
 _Fields = tuple[str, tuple[str, ...], tuple[str, ...], str | None]
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_US = timedelta(microseconds=1)
 _Object = tuple[int, str, dict[str, Any]]
 """A scanned line: its position in the input, where it came from, its JSON object."""
 
@@ -123,8 +135,9 @@ def run(
             ]
             loaded.transactions = []
         else:
-            shards = shard_by_user(scanned.objects, workers)
-            passes, loaded = _forked(rule_sets, shards, (since, until), batch_size, progress, usage)
+            passes, loaded = _forked(
+                rule_sets, scanned.objects, workers, (since, until), batch_size, progress, usage
+            )
     loaded.add_counts(scanned.loaded)
     main_after, children_after = _cpu()
     usage.main = main_after - main_before
@@ -135,75 +148,127 @@ def run(
 
 def _forked(
     rule_sets: Sequence[tuple[str, RuleSet]],
-    shards: list[list[_Object]],
+    objects: Sequence[_Object],
+    workers: int,
     selection: tuple[datetime | None, datetime | None],
     batch_size: int,
     progress: bool,
     usage: Usage,
 ) -> tuple[list[list[Judged]], Loaded]:
+    """Workers take shards from a shared counter until none is left, and send each
+    shard's outcome as soon as it is replayed; this process merges them as they come."""
+    shards = shard_by_user(objects, workers * SHARDS_PER_WORKER)
     context = multiprocessing.get_context("fork")
-    started = []
-    for number, shard in enumerate(shards):
+    next_shard = context.Value("i", 0)
+    receivers: dict[Any, Any] = {}  # receiving end -> its worker process
+    for _ in range(workers):
         receiver, sender = context.Pipe(duplex=False)
-        process = context.Process(
+        worker = context.Process(
             target=_worker,
-            args=(sender, shard, selection, rule_sets, batch_size, progress and number == 0),
+            args=(sender, shards, next_shard, selection, rule_sets, batch_size),
             daemon=True,
         )
-        process.start()
+        worker.start()
         sender.close()
-        started.append((process, receiver))
+        receivers[receiver] = worker
     skipped = Loaded([])
-    timed: list[list[tuple[datetime, Judged]]] = [[] for _ in rule_sets]
-    for process, receiver in started:
-        outcome = receiver.recv()
-        process.join()
-        if isinstance(outcome, str):
-            raise RuntimeError(f"backtest worker failed: {outcome}")
-        shard_skipped, replayed, passes, worker_cpu, redis_cpu = outcome
-        skipped.add_counts(shard_skipped)
-        usage.workers.append(worker_cpu)
-        usage.redis.append(redis_cpu)
-        for judged, fields in zip(timed, passes, strict=True):
-            judged.extend(
-                (event_time, Judged(transaction_id, user_id, *one))
-                for (event_time, transaction_id, user_id), one in zip(replayed, fields, strict=True)
-            )
-    for judged in timed:
-        judged.sort(key=itemgetter(0))  # each shard is in event-time order already
-    return [[one for _, one in judged] for judged in timed], skipped
+    keyed: list[list[tuple[tuple[int, int], Judged]]] = [[] for _ in rule_sets]
+    reporter = Progress("", len(objects), enabled=progress)
+    while receivers:
+        for ready in cast(list[Connection], connection.wait(list(receivers))):
+            process = receivers[ready]
+            try:
+                outcome: _Shard | _Done | str = ready.recv()
+            except EOFError:
+                process.join()
+                raise RuntimeError(f"backtest worker died (exit code {process.exitcode})") from None
+            if isinstance(outcome, str):
+                raise RuntimeError(f"backtest worker failed: {outcome}")
+            if isinstance(outcome, _Done):
+                usage.workers.append(outcome.cpu)
+                usage.redis.append(outcome.redis_cpu)
+                del receivers[ready]
+                process.join()
+                continue
+            skipped.add_counts(outcome.skipped)
+            for judged, fields in zip(keyed, outcome.passes, strict=True):
+                judged.extend(
+                    (key, Judged(transaction_id, user_id, *one))
+                    for (key, transaction_id, user_id), one in zip(
+                        outcome.replayed, fields, strict=True
+                    )
+                )
+            reporter.update(len(keyed[0]))
+    for judged in keyed:
+        judged.sort(key=itemgetter(0))  # (event time, input position): one process's order
+    return [[one for _, one in judged] for judged in keyed], skipped
+
+
+@dataclass
+class _Shard:
+    """A worker's outcome of one shard: what it skipped, its transactions' sort keys
+    ((event time in us, input position)), ids and users, and per pass their decisions."""
+
+    skipped: Loaded
+    replayed: list[tuple[tuple[int, int], str, str]]
+    passes: list[list[_Fields]]
+
+
+class _Done(NamedTuple):
+    """A worker's last message: its CPU seconds and its redis-servers'."""
+
+    cpu: float
+    redis_cpu: float
 
 
 def _worker(
     sender: Connection,
-    shard: Sequence[_Object],
+    shards: Sequence[Sequence[_Object]],
+    next_shard: Any,
     selection: tuple[datetime | None, datetime | None],
     rule_sets: Sequence[tuple[str, RuleSet]],
     batch_size: int,
-    progress: bool,
 ) -> None:
-    """One forked worker: what its shard skipped, its transactions' event times and ids,
-    their decisions per pass and its CPU (or why it failed) down the pipe."""
+    """One forked worker: one private Redis per pass, then shard after shard (the next
+    one not yet taken) validated and replayed through every pass; each shard's outcome,
+    then its CPU (or why it failed), down the pipe."""
     try:
         since, until = selection
-        loaded = accept(shard, since=since, until=until)
-        transactions, loaded.transactions = loaded.transactions, []
-        gc.freeze()  # the shard's transactions, as the parent froze what it holds
-        passes: list[list[_Fields]] = [
-            [
-                (one.status, one.alerts, one.shadow, one.allowed_by)
-                for one in replay(
-                    rules, transactions, batch_size=batch_size, label=label, progress=progress
-                )
-            ]
-            for label, rules in rule_sets
-        ]
-        replayed = [(t.timestamp, t.transactionId, t.userId) for t in transactions]
+        with contextlib.ExitStack() as stack:
+            servers = [stack.enter_context(RedisServer(None, appendonly=False)) for _ in rule_sets]
+            while (index := _take(next_shard)) < len(shards):
+                loaded = accept(shards[index], since=since, until=until)
+                transactions, loaded.transactions = loaded.transactions, []
+                positions, loaded.positions = loaded.positions, []
+                gc.freeze()  # the shard's transactions, as the parent froze what it holds
+                passes: list[list[_Fields]] = [
+                    [
+                        (one.status, one.alerts, one.shadow, one.allowed_by)
+                        for one in replay_on(
+                            server.url, rules, transactions, batch_size=batch_size,
+                            label=label, progress=False,
+                        )
+                    ]
+                    for server, (label, rules) in zip(servers, rule_sets, strict=True)
+                ]  # fmt: skip
+                replayed = [
+                    (((t.timestamp - _EPOCH) // _US, position), t.transactionId, t.userId)
+                    for t, position in zip(transactions, positions, strict=True)
+                ]
+                sender.send(_Shard(loaded, replayed, passes))
         own, children = _cpu()
-        sender.send((loaded, replayed, passes, own, children))
+        sender.send(_Done(own, children))
     except Exception as exc:  # noqa: BLE001 - reported to the parent, which raises it
         sender.send(f"{type(exc).__name__}: {exc}")
     sender.close()
+
+
+def _take(counter: Any) -> int:
+    """The next shard's index (each one taken by one worker only)."""
+    with counter.get_lock():
+        index = int(counter.value)
+        counter.value = index + 1
+    return index
 
 
 def shard_by_user(objects: Sequence[_Object], workers: int) -> list[list[_Object]]:
