@@ -9,6 +9,7 @@ is around it differs:
 - the first decisions are kept in this process (`MemoryDecisionStore`: the same "first
   decision stays, rule stats counted once" as in Redis, without the round trip), and
   the producer is `Collector`, which sends nothing anywhere;
+- the handler feeds no Prometheus series (``metrics_enabled=False``);
 - the state keeps no snapshots for redeliveries (``evaluation_ttl_seconds=0``): the
   input holds each transaction once and nothing is redelivered;
 - the clock is the batch's latest event time, so decisions and alerts carry the same
@@ -192,6 +193,7 @@ def _replay(
         max_event_age=timedelta(seconds=_default("max_event_age_seconds")),
         clock=clock,
         decision_store=store,
+        metrics_enabled=False,
     )
     judged: list[Judged] = []
     for start in range(0, len(transactions), batch_size):

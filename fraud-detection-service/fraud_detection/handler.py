@@ -97,11 +97,14 @@ class TransactionHandler:
         clock: Callable[[], float] = time.time,
         decisions_topic: str | None = None,
         decision_store: DecisionStore | None = None,
+        metrics_enabled: bool = True,
     ) -> None:
         """``decisions_topic``: where every stored decision is published (key = userId,
         value = the decision as stored, also on a redelivery); None or '' for nowhere.
         ``decision_store``: where the first decisions are kept (default: Redis, each for
-        ``decision_ttl_seconds``)."""
+        ``decision_ttl_seconds``). ``metrics_enabled``: whether the batches feed this
+        process's Prometheus series (a backtest's replay has nobody to read them, and
+        they were a twentieth of its Python)."""
         self._rules = rules
         self._state = state
         self._lists = lists
@@ -120,6 +123,7 @@ class TransactionHandler:
         self._decisions = decision_store or RedisDecisionStore(
             redis_client, decision_ttl_seconds=decision_ttl_seconds
         )
+        self._metrics_enabled = metrics_enabled
 
     def decode(self, message: Message) -> Transaction:
         raw = message.value()
@@ -172,12 +176,14 @@ class TransactionHandler:
             )
         ]
         decisions = self._decisions.store_first(rules, judged)  # and counts their rule stats
-        _observe_first_decisions(transactions, decisions, self._clock())
+        if self._metrics_enabled:
+            _observe_first_decisions(transactions, decisions, self._clock())
         alerts = self._publish(transactions, decisions)
         self._count_evaluated(decisions)
         for alert, replayed in alerts:
             _log_alert(alert, replayed)
-        metrics.EVALUATION_DURATION.observe(time.perf_counter() - started)
+        if self._metrics_enabled:
+            metrics.EVALUATION_DURATION.observe(time.perf_counter() - started)
 
     def reject(self, rejected: Rejected) -> None:
         """A transaction that cannot be evaluated gets the decision ``error`` (unless it

@@ -47,7 +47,11 @@ def target(request: pytest.FixtureRequest) -> tuple[redis.Redis, Callable[[], ob
 
 
 def make_handler(
-    client: redis.Redis, collector: Collector, decision_store: DecisionStore | None = None
+    client: redis.Redis,
+    collector: Collector,
+    decision_store: DecisionStore | None = None,
+    *,
+    metrics_enabled: bool = True,
 ) -> TransactionHandler:
     return TransactionHandler(
         rules=shipped_rules,
@@ -71,6 +75,7 @@ def make_handler(
         clock=lambda: T0.timestamp(),
         decisions_topic=DECISIONS,  # the collector keeps what is published there
         decision_store=decision_store,
+        metrics_enabled=metrics_enabled,
     )
 
 

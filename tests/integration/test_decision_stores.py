@@ -10,6 +10,7 @@ from datetime import timedelta
 
 import pytest
 import redis
+from prometheus_client import REGISTRY
 
 from fraud_common import keys
 from fraud_common.redis_client import connect
@@ -67,3 +68,27 @@ def test_memory_store_keeps_and_counts_as_redis_does(
     assert all(
         value == len(stored) for name, value in redis_stats.items() if name.endswith(":evaluated")
     )
+
+
+def test_a_handler_without_metrics_decides_alike_and_feeds_no_series(
+    redis_client: redis.Redis, redis_url: str
+) -> None:
+    """``metrics_enabled=False`` (a backtest's): the same decisions, and the process's
+    decision counter and latency histogram stay as they were."""
+    other = connect(redis_url.removesuffix("/0") + "/1")
+    batch = [transaction(user="u-m", amount="15000", at=T0), transaction(user="u-m", at=T0)]
+
+    def series() -> tuple[float | None, float | None]:
+        return (
+            REGISTRY.get_sample_value("fraud_transactions_evaluated_total", {"decision": "review"}),
+            REGISTRY.get_sample_value("fraud_decision_latency_seconds_count"),
+        )
+
+    before = series()
+    collector = Collector()
+    make_handler(other, collector, metrics_enabled=False).handle(records(batch))
+    assert series() == before
+    counted = Collector()
+    make_handler(redis_client, counted).handle(records(batch))
+    assert collector.decisions == counted.decisions
+    assert series() != before  # the same batch with metrics on does count: the check can fail
