@@ -166,6 +166,18 @@ class RedisServer(_Process):
             return s.recv(64).startswith(b"+PONG")
         return False
 
+    def stop(self, timeout: float = 10.0) -> None:
+        """Without persistence, ``SHUTDOWN NOSAVE`` first: it stops at once, where
+        SIGTERM waits for the server's next tick (up to a tenth of a second)."""
+        if not self.appendonly and self.process is not None and self.process.poll() is None:
+            with (
+                contextlib.suppress(OSError),
+                socket.create_connection(("127.0.0.1", self.port), 1) as s,
+            ):
+                s.sendall(b"SHUTDOWN NOSAVE\r\n")
+                s.recv(64)  # the connection closes as the server exits
+        super().stop(timeout)
+
 
 class TansuBroker(_Process):
     """Tansu, a Kafka-protocol broker with in-memory storage: a restart loses all topics."""
