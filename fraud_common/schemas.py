@@ -65,7 +65,9 @@ def _error(kind: str, message: str) -> PydanticCustomError:
 
 def parse_amount(value: Any) -> Decimal:
     """A JSON number or numeric string, finite, > 0, <= 1e12, at most 18 decimal places."""
-    if isinstance(value, bool) or not isinstance(value, int | Decimal | str | float):
+    if type(value) is not str and (
+        isinstance(value, bool) or not isinstance(value, int | Decimal | str | float)
+    ):
         raise _error("amount_type", "must be a number or a numeric string")
     if isinstance(value, str) and (len(value) > 64 or not _NUMERIC_STRING.match(value)):
         raise _error("amount_format", "must be a decimal number such as 12.50")
@@ -99,6 +101,8 @@ def parse_timestamp(value: Any) -> datetime:
 
 
 def _parse_time(value: Any) -> datetime:
+    if type(value) is datetime and value.tzinfo is UTC:  # the common case, first
+        return value
     if isinstance(value, bool):
         raise _error("timestamp_type", "must be an ISO 8601 string or epoch seconds")
     if isinstance(value, int | Decimal | float):
@@ -107,7 +111,7 @@ def _parse_time(value: Any) -> datetime:
         except (OverflowError, OSError, ValueError) as exc:
             raise _error("timestamp_range", "epoch seconds out of range") from exc
     if isinstance(value, str):
-        if _LEAP_SECOND.search(value):
+        if ":60" in value and _LEAP_SECOND.search(value):  # `in` first: 20x cheaper
             raise _error(
                 "timestamp_format", "a leap second (:60) cannot be represented; use :59.999"
             )
@@ -119,6 +123,8 @@ def _parse_time(value: Any) -> datetime:
             ) from exc
         if parsed.tzinfo is None:
             raise _error("timestamp_offset", "must include a UTC offset such as Z or +02:00")
+        if parsed.tzinfo is UTC:  # "Z" (or +00:00) already is
+            return parsed
         try:
             return parsed.astimezone(UTC)
         except OverflowError as exc:  # 0001-01-01T00:00:00+01:00 has no UTC form
