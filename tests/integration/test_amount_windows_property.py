@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import timedelta
 from decimal import ROUND_HALF_EVEN, Decimal, localcontext
 
@@ -190,7 +190,7 @@ def replay_scenario(
             if txn.transactionId in first:
                 stored, verdict = first[txn.transactionId]
                 assert snapshot.replayed
-                assert replace(snapshot, replayed=False) == stored
+                assert snapshot._replace(replayed=False) == stored
                 assert finding == verdict
                 event("replay")
             else:

@@ -10,7 +10,7 @@ user ids.
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import pytest
@@ -165,7 +165,7 @@ def test_rapid_verdicts_match_the_definition_in_any_arrival_order(
             if txn.transactionId in first:
                 stored, verdict = first[txn.transactionId]
                 assert snapshot.replayed
-                assert replace(snapshot, replayed=False) == stored
+                assert snapshot._replace(replayed=False) == stored
                 assert finding == verdict
                 event("replay")
                 continue

@@ -8,7 +8,6 @@ later event times that arrived before it.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import replace
 from datetime import timedelta
 
 import pytest
@@ -68,7 +67,7 @@ def _late(at: float, *, before: Sequence[float] = (), after: Sequence[float] = (
     recent = sorted([*(T0 + timedelta(seconds=s) for s in before), txn.timestamp], reverse=True)
     later = sorted(T0 + timedelta(seconds=s) for s in after)
     base = context(txn)
-    return replace(base, recent_event_times=tuple(recent), later_event_times=tuple(later))
+    return base._replace(recent_event_times=tuple(recent), later_event_times=tuple(later))
 
 
 def test_a_late_event_completes_a_window_of_later_ones() -> None:
