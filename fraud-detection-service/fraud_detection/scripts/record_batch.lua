@@ -90,9 +90,12 @@ end
 
 -- Trim a sorted set scored by event time: members scored below its highest score minus
 -- `retention` go, then the lowest-scored ones past `most`; it lives `user_ttl` on.
-local function trim(key, retention_ms, most)
-  local newest = redis.call('ZREVRANGE', key, '0', '0', 'WITHSCORES')
-  local horizon = tonumber(newest[2]) - retention_ms
+-- `newest_ms`, when known, is that highest score (saves reading it).
+local function trim(key, retention_ms, most, newest_ms)
+  if not newest_ms then
+    newest_ms = tonumber(redis.call('ZREVRANGE', key, '0', '0', 'WITHSCORES')[2])
+  end
+  local horizon = newest_ms - retention_ms
   redis.call('ZREMRANGEBYSCORE', key, '-inf', '(' .. string.format('%d', horizon))
   -- Ranks 0 .. -(most + 1): all but the highest `most`, none when there are no more.
   redis.call('ZREMRANGEBYRANK', key, '0', string.format('%d', -most - 1))
@@ -213,7 +216,10 @@ local function record(e)
     redis.call('SET', last_key, last, 'EX', user_ttl)
   end
 
-  trim(window_key, retention, max_entries)
+  -- The window's newest event is the user's newest, which "last" holds: every entry
+  -- goes into both, "last" only ever moves forward, and both live `user_ttl` on from
+  -- the same call. Without a readable "last" the window is asked.
+  trim(window_key, retention, max_entries, previous_ms and math.max(previous_ms, event_ms))
 
   return 0, snapshot
 end
