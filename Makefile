@@ -6,7 +6,7 @@ PYTHON ?= python3
 CODE := fraud_common transaction-service/transaction_service fraud-detection-service/fraud_detection alert-service/alert_service archive-service/archive_service tools test-client.py
 export PYTHONPATH := $(CURDIR):$(CURDIR)/transaction-service:$(CURDIR)/fraud-detection-service:$(CURDIR)/alert-service:$(CURDIR)/archive-service
 
-.PHONY: venv lint test test-fast test-fault dev bench compose-check clean
+.PHONY: venv lint test test-fast test-fault dev bench bench-backtest compose-check clean
 
 venv: $(VENV)/.installed
 
@@ -37,6 +37,10 @@ dev: venv
 
 bench: venv
 	$(PY) -m tools.bench $(BENCH_ARGS)
+
+# The backtest's rate over simulated traffic: several runs, medians (docs/BENCHMARKS.md).
+bench-backtest: venv
+	$(PY) tools/bench_backtest.py $(BENCH_BACKTEST_ARGS)
 
 compose-check:
 	docker-compose --env-file $(if $(wildcard .env),.env,.env.example) -f docker-compose.yml config -q
