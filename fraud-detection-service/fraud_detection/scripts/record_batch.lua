@@ -16,8 +16,10 @@
 --                 is unknown and in members written before amounts were, the bare
 --                 transactionId), score = event time (ms)
 --   [2] last      JSON of the user's latest transaction by event time
---   [3] snapshot  JSON of the state this transaction was evaluated against
+--   [3] snapshot  JSON of the state this transaction was evaluated against ('' when
+--                 ARGV[5] is 0: no snapshots)
 --   [4] places    sorted set: member = place key, score = latest event time (ms) used
+--                 ('' when ARGV[7] is 0: no places)
 --   [5] transactionId   [6] event time (ms, digits)   [7] place name
 --   [8] the amount in micro-USD as decimal digits, or '' when unknown
 --   [9] the place key of the name (used when unresolved)
