@@ -18,7 +18,8 @@ medians, checks that every run found exactly the same, and writes the figures to
 ``bench/results/<date>-<commit>-backtest.json`` (``--no-save``: print only).
 
 The machine's speed varies from minute to minute (shared cores): compare medians of
-runs made back to back, never one run against another made earlier.
+runs made back to back, never one run against another made earlier. The CPU time of a
+fixed pure-Python loop, measured first, says how fast the machine was at the time.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -113,6 +115,19 @@ def backtest_once(input_path: Path, labels: Path, workers: int | None) -> dict[s
     raise RuntimeError(f"backtest printed no measured rate:\n{done.stderr[-2000:]}")
 
 
+def reference_seconds(rounds: int = 5) -> float:
+    """CPU seconds of a fixed pure-Python loop (the best of ``rounds``): how fast this
+    machine is right now, to set runs made at different times side by side."""
+    best = float("inf")
+    for _ in range(rounds):
+        started = time.process_time()
+        total = 0
+        for number in range(2_000_000):
+            total += number & 7
+        best = min(best, time.process_time() - started)
+    return best
+
+
 def bench_form(form: str, files: dict[str, Path], args: argparse.Namespace) -> dict[str, Any]:
     runs = []
     for number in range(1, args.runs + 1):
@@ -144,6 +159,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"bench-backtest: simulating {args.transactions:,} transactions ...", file=sys.stderr)
         files = generate(directory, args.transactions, args.users, args.seed)
         forms = FORMS if args.form == "both" else (args.form,)
+        meta["reference_seconds"] = reference_seconds()
+        print(
+            f"bench-backtest: reference loop {meta['reference_seconds'] * 1000:.0f} ms of CPU "
+            "(a fixed pure-Python loop: lower is a faster machine right now)",
+            file=sys.stderr,
+        )
         try:
             measured = {form: bench_form(form, files, args) for form in forms}
         except RuntimeError as exc:

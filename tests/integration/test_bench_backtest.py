@@ -32,3 +32,4 @@ def test_the_backtest_benchmark_reports_every_run_and_the_medians(tmp_path: Path
         assert all(run["evaluations"] == 4500 and run["rate"] > 0 for run in figures["runs"])
         assert "workers " in figures["runs"][0]["split"]
         assert figures["median_rate"] == statistics.median(r["rate"] for r in figures["runs"])
+    assert json.loads(written.read_text())["meta"]["reference_seconds"] > 0
