@@ -55,6 +55,7 @@ shares the user's slot), one call per slot in one pipeline, each in consumption 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -83,9 +84,12 @@ def epoch_ms(value: datetime) -> int:
     return (value - _EPOCH) // timedelta(milliseconds=1)
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def from_epoch_ms(value: int) -> datetime:
     """The exact inverse of `epoch_ms` (integer microseconds: no float round-off). Positional
-    ``timedelta(0, 0, us)``: a few are built per transaction, and keywords cost more."""
+    ``timedelta(0, 0, us)``: a few are built per transaction, and keywords cost more.
+    Cached (a datetime is immutable): the batch's evaluation time and the event times of
+    a user's window come back transaction after transaction."""
     return _EPOCH + timedelta(0, 0, value * 1000)
 
 
