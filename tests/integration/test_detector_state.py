@@ -372,3 +372,49 @@ def test_without_snapshots_the_state_is_the_same_and_none_is_stored(redis_url: s
     ).record(entries[:1], evaluated_at_ms=epoch_ms(T0), lookback_ms=LOOKBACK_MS)  # fmt: skip
     assert not again[0].replayed
     assert other.zcard(keys.user_window("u-1")) == len(txns)
+
+
+def test_a_batch_of_one_users_transactions_reads_and_writes_as_one_call_each(
+    redis_url: str,
+) -> None:
+    """The script keeps what it read and wrote of a user's "last" for the user's next
+    entries in the same call, and sets each key's TTL once: the same snapshots and the
+    same stored state as recording every transaction in a call of its own (late events,
+    a transaction twice, two users interleaved)."""
+    at = [0, 5, 3, 40, 41, 5, 90, 2, 91]  # seconds: late ones among them
+    users = ["u-a", "u-b", "u-a", "u-a", "u-b", "u-a", "u-a", "u-b", "u-a"]
+    cities = ["New York", "Tokyo", "Paris", "New York", "Tokyo", "Tokyo", "Paris", "Paris", "Oslo"]
+    txns = [
+        transaction(user=u, location=c, at=T0 + timedelta(seconds=s))
+        for u, c, s in zip(users, cities, at, strict=True)
+    ]
+    txns.append(txns[3])  # the same transaction again, in the same batch
+    gazetteer = load_gazetteer()
+    entries = [StateEntry(t, place_of(t, gazetteer).coordinates) for t in txns]
+
+    def recorded(db: int, batches: list[list[StateEntry]]) -> tuple[list[Snapshot], dict]:
+        client = redis.Redis.from_url(redis_url.removesuffix("/0") + f"/{db}")
+        state = UserState(
+            client, late_allowance_ms=60_000, max_entries=20, evaluation_ttl_seconds=600,
+            user_ttl_seconds=3600,
+        )  # fmt: skip
+        now = epoch_ms(T0)
+        snapshots = [
+            snapshot
+            for batch in batches
+            for snapshot in state.record(batch, evaluated_at_ms=now, lookback_ms=LOOKBACK_MS)
+        ]
+        stored = {}
+        for user in ("u-a", "u-b"):
+            window, last = keys.user_window(user), keys.user_last_seen(user)
+            stored[user] = (
+                client.zrange(window, 0, -1, withscores=True),
+                client.get(last),
+                client.ttl(window) > 0 and client.ttl(last) > 0,
+            )
+        return snapshots, stored
+
+    together = recorded(2, [entries])
+    assert together == recorded(3, [[entry] for entry in entries])
+    assert together[0][-1].replayed  # the repeat was recognised within the batch
+    assert all(ttls for _, _, ttls in together[1].values())

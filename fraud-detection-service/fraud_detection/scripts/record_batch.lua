@@ -90,6 +90,21 @@ local function around(reply, event_ms, most)
     table.concat(later_times, ','), table.concat(later_micros, ',')
 end
 
+-- What this call already knows, by key: a user's later entries in the batch read their
+-- "last" here instead of GET and decode (only this script writes it, and nothing runs
+-- beside a script), and a key's TTL is set once (the same `user_ttl`, from the same
+-- call). A batch holding many transactions of one user (a burst, a backtest's shard)
+-- then costs fewer commands; every reply and every value written stays the same.
+local lasts = {}    -- last key -> {text = JSON or false, ms, lat, lon} as read or written
+local expired = {}  -- key -> true once its TTL was set by this call
+
+local function expire_once(key)
+  if not expired[key] then
+    redis.call('EXPIRE', key, user_ttl)
+    expired[key] = true
+  end
+end
+
 -- Trim a sorted set scored by event time: members scored below its highest score minus
 -- `retention` go, then the lowest-scored ones past `most`; it lives `user_ttl` on.
 -- `newest_ms`, when known, is that highest score (saves reading it).
@@ -101,7 +116,7 @@ local function trim(key, retention_ms, most, newest_ms)
   redis.call('ZREMRANGEBYSCORE', key, '-inf', '(' .. string.format('%d', horizon))
   -- Ranks 0 .. -(most + 1): all but the highest `most`, none when there are no more.
   redis.call('ZREMRANGEBYRANK', key, '0', string.format('%d', -most - 1))
-  redis.call('EXPIRE', key, user_ttl)
+  expire_once(key)
 end
 
 -- A point on the unit sphere; the chord between two such points grows with the
@@ -149,20 +164,24 @@ local function record(e)
     '(' .. string.format('%d', event_ms + lookback), 'WITHSCORES'), event_ms, max_entries)
 
   -- The previous transaction; a value that is not ours to read counts as none.
-  local previous = redis.call('GET', last_key)
-  local previous_ms = nil
-  local previous_lat, previous_lon = nil, nil
-  if previous then
-    local ok, decoded = pcall(cjson.decode, previous)
-    if ok and type(decoded) == 'table' and tonumber(decoded['eventMs']) then
-      previous_ms = tonumber(decoded['eventMs'])
-      if type(decoded['latitude']) == 'number' and type(decoded['longitude']) == 'number' then
-        previous_lat, previous_lon = decoded['latitude'], decoded['longitude']
+  local known = lasts[last_key]
+  if not known then
+    known = {text = redis.call('GET', last_key)}
+    if known.text then
+      local ok, decoded = pcall(cjson.decode, known.text)
+      if ok and type(decoded) == 'table' and tonumber(decoded['eventMs']) then
+        known.ms = tonumber(decoded['eventMs'])
+        if type(decoded['latitude']) == 'number' and type(decoded['longitude']) == 'number' then
+          known.lat, known.lon = decoded['latitude'], decoded['longitude']
+        end
+      else
+        known.text = false
       end
-    else
-      previous = false
     end
+    lasts[last_key] = known
   end
+  local previous, previous_ms = known.text, known.ms
+  local previous_lat, previous_lon = known.lat, known.lon
 
   local chosen = nil
   if #e >= 12 then
@@ -210,12 +229,17 @@ local function record(e)
 
   -- The latest transaction by event time stays "last": a late event does not replace it.
   if previous_ms and previous_ms > event_ms then
-    redis.call('EXPIRE', last_key, user_ttl)
+    expire_once(last_key)
   else
     local last = '{"transactionId":' .. cjson.encode(transaction_id) .. ',"location":' ..
       cjson.encode(location) .. ',"latitude":' .. lat_text .. ',"longitude":' .. lon_text ..
       ',"eventMs":' .. event_text .. '}'
     redis.call('SET', last_key, last, 'EX', user_ttl)
+    expired[last_key] = true
+    -- as decoding it would read it: the coordinates are JSON numbers (Python's repr of
+    -- a finite float) or both null
+    lasts[last_key] = {text = last, ms = event_ms, lat = tonumber(lat_text),
+      lon = tonumber(lon_text)}
   end
 
   -- The window's newest event is the user's newest, which "last" holds: every entry
