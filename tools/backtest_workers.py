@@ -29,7 +29,7 @@ import os
 import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from multiprocessing import connection
 from multiprocessing.connection import Connection
 from operator import itemgetter
@@ -55,8 +55,6 @@ each collection walks the batch's live objects, so fewer is cheaper: callgrind o
 and no lower with none at all)."""
 
 _Fields = tuple[str, tuple[str, ...], tuple[str, ...], str | None]
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_US = timedelta(microseconds=1)
 _Object = tuple[int, str, dict[str, Any]]
 """A scanned line: its position in the input, where it came from, its JSON object."""
 
@@ -176,7 +174,7 @@ def _forked(
         sender.close()
         receivers[receiver] = worker
     skipped = Loaded([])
-    keyed: list[list[tuple[tuple[int, int], Judged]]] = [[] for _ in rule_sets]
+    keyed: list[list[tuple[tuple[datetime, int], Judged]]] = [[] for _ in rule_sets]
     reporter = Progress("", len(objects), enabled=progress)
     while receivers:
         for ready in cast(list[Connection], connection.wait(list(receivers))):
@@ -211,10 +209,10 @@ def _forked(
 @dataclass
 class _Shard:
     """A worker's outcome of one shard: what it skipped, its transactions' sort keys
-    ((event time in us, input position)), ids and users, and per pass their decisions."""
+    ((event time, input position)), ids and users, and per pass their decisions."""
 
     skipped: Loaded
-    replayed: list[tuple[tuple[int, int], str, str]]
+    replayed: list[tuple[tuple[datetime, int], str, str]]
     passes: list[list[_Fields]]
 
 
@@ -256,7 +254,7 @@ def _worker(
                     for server, (label, rules) in zip(servers, rule_sets, strict=True)
                 ]  # fmt: skip
                 replayed = [
-                    (((t.timestamp - _EPOCH) // _US, position), t.transactionId, t.userId)
+                    ((t.timestamp, position), t.transactionId, t.userId)
                     for t, position in zip(transactions, positions, strict=True)
                 ]
                 sender.send(_Shard(loaded, replayed, passes))
