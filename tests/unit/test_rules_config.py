@@ -105,13 +105,29 @@ decision: {review_at: 90, decline_at: 10}
         (
             "rules:\n  - {id: a, type: large_amount, alert_type: x}\n"
             "  - {id: b, type: rapid_transactions, alert_type: x}\n",
-            "same alert type: x",
+            "two active rules raise the same alert type: x",
         ),
         ("rules:\n  - {id: a, type: large_amount, mode: sometimes}\n", "active"),
+        ("rules:\n  - {id: a, type: large_amount, mode: on}\n", "'active', 'shadow' or 'off'"),
     ],
 )
 def test_a_broken_file_is_refused_with_a_reason(text: str, says: str) -> None:
     assert any(says in message for _, _, message in _problems(text)), _problems(text)
+
+
+def test_a_shadow_rule_may_share_the_alert_type_of_an_active_one() -> None:
+    text = (
+        "rules:\n  - {id: a, type: large_amount, alert_type: x}\n"
+        "  - {id: b, type: large_amount, alert_type: x, mode: shadow,"
+        " params: {threshold_usd: 2000}}\n"
+        "  - {id: c, type: large_amount, alert_type: x, mode: off}\n"
+    )
+    rules = parse_rules(text.encode(), "rules.yaml")
+    assert [(s.rule_id, s.alert_type, s.mode) for s in rules.specs] == [
+        ("a", "x", "active"),
+        ("b", "x", "shadow"),
+        ("c", "x", "off"),
+    ]
 
 
 def test_not_utf8_is_refused() -> None:

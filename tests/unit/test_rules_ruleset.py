@@ -123,6 +123,32 @@ def test_shadow_rules_are_evaluated_but_never_score() -> None:
     assert rules.verdict(outcome.hits).status == "approve"
 
 
+def test_a_proposed_threshold_runs_in_shadow_beside_the_rule_under_its_alert_type() -> None:
+    live = next(s for s in shipped_rules().specs if s.rule_id == "large-amount")
+    proposed = replace(
+        live,
+        rule_id="large-amount-2000",
+        params=large_amount.Params(threshold_usd=Decimal("2000")),
+        mode="shadow",
+    )
+    rules = RuleSet([*shipped_rules().specs, proposed])
+    outcome = rules.evaluate(context(transaction(amount="5000")))
+    assert outcome.hits == ()
+    assert [(h.rule_id, h.alert_type) for h in outcome.shadow_hits] == [
+        ("large-amount-2000", live.alert_type)
+    ]
+    both = rules.evaluate(context(transaction(amount="20000")))
+    assert [h.rule_id for h in both.hits] == ["large-amount"]
+    assert [h.rule_id for h in both.shadow_hits] == ["large-amount-2000"]
+    # switched on, the old one off: still one active rule of the type
+    swapped = RuleSet([replace(live, mode="off"), replace(proposed, mode="active")])
+    assert [h.rule_id for h in swapped.evaluate(context(transaction(amount="5000"))).hits] == [
+        "large-amount-2000"
+    ]
+    with pytest.raises(ValueError, match="two active rules raise the same alert type"):
+        RuleSet([live, replace(proposed, mode="active")])
+
+
 def test_a_rule_that_is_off_does_not_run() -> None:
     rules = _rules(rules={"large-amount": {"mode": "off"}})
     outcome = rules.evaluate(context(transaction(amount="20000")))

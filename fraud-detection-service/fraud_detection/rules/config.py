@@ -23,7 +23,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal, Union, cast
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    create_model,
+    field_validator,
+    model_validator,
+)
 
 from fraud_detection.rules.registry import RULE_TYPES
 from fraud_detection.rules.ruleset import (
@@ -68,6 +76,12 @@ class _RuleBase(BaseModel):
         default=None, description="allow: a hit approves and suppresses every other alert"
     )
 
+    @field_validator("mode", mode="before")
+    @classmethod
+    def _off_unquoted(cls, value: object) -> object:
+        """``mode: off`` as written: YAML 1.1 (PyYAML) reads a bare ``off`` as false."""
+        return "off" if value is False else value
+
 
 def _rule_model(name: str) -> type[_RuleBase]:
     rule_type = RULE_TYPES[name]
@@ -102,10 +116,16 @@ class RulesFile(BaseModel):
         duplicates = sorted({i for i in ids if ids.count(i) > 1})
         if duplicates:
             raise ValueError(f"rule ids must be unique: {', '.join(duplicates)}")
-        types = [_alert_type(r) for r in self.rules]
+        # An alert's id is (transaction, alert type): two active rules of one type would
+        # raise the same alert. Shadow and off rules raise none, so a proposed version of
+        # a rule can run in shadow beside it under the alert type it will take over.
+        types = [_alert_type(r) for r in self.rules if r.mode == "active"]
         shared = sorted({t for t in types if types.count(t) > 1})
         if shared:
-            raise ValueError(f"two rules raise the same alert type: {', '.join(shared)}")
+            raise ValueError(
+                f"two active rules raise the same alert type: {', '.join(shared)} "
+                "(one of them may run as mode: shadow or off)"
+            )
         return self
 
 

@@ -119,9 +119,9 @@ class RuleSet:
         self.decline_at = decline_at
         if not 0 <= review_at <= decline_at <= 100:
             raise ValueError("thresholds must satisfy 0 <= review_at <= decline_at <= 100")
-        alert_types = [s.alert_type for s in self.specs]
-        if len(set(alert_types)) != len(alert_types):
-            raise ValueError("two rules raise the same alert type")
+        alert_types = [s.alert_type for s in self.specs if s.mode == "active"]
+        if len(set(alert_types)) != len(alert_types):  # an alert's id is (transaction, type)
+            raise ValueError("two active rules raise the same alert type")
         rule_ids = [s.rule_id for s in self.specs]
         if len(set(rule_ids)) != len(rule_ids):
             raise ValueError("two rules have the same id")
