@@ -161,12 +161,14 @@ def test_get_is_pending_until_a_decision_is_recorded(api: Api, redis_client: red
         message="large",
         details={"threshold": "10000"},
     )
+    shadow = reason.model_copy(update={"ruleId": "large-amount-2000", "score": 60})
     decision = Decision(
         transactionId=transaction_id,
         status="review",
         riskScore=80,
         reasons=[reason],
         rulesVersion="v-1",
+        shadowHits=[shadow],
         evaluatedAt=datetime(2026, 1, 31, 12, 0, 1, tzinfo=UTC),
     )
     redis_client.set(keys.decision(transaction_id), decision.to_json())
@@ -189,6 +191,15 @@ def test_get_is_pending_until_a_decision_is_recorded(api: Api, redis_client: red
             "alertId": alert_id(transaction_id, "large_transaction_detected"),
             "alertType": "large_transaction_detected",
             "severity": "high",
+            "message": "large",
+        }
+    ]
+    assert decided["shadowHits"] == [
+        {
+            "ruleId": "large-amount-2000",
+            "alertType": "large_transaction_detected",
+            "severity": "high",
+            "score": 60,
             "message": "large",
         }
     ]

@@ -209,6 +209,12 @@ def _schemas(settings: TransactionServiceSettings) -> dict[str, Any]:
                         "properties": {"ruleId": {"type": "string"}, "error": {"type": "string"}},
                     },
                 },
+                "shadowHits": {
+                    "type": "array",
+                    "description": "the rules in mode: shadow that fired (never scored nor "
+                    "alerted); left out when none did",
+                    "items": reason,
+                },
                 "error": {
                     "type": "string",
                     "description": "why the transaction could not be evaluated",

@@ -179,6 +179,10 @@ def read(transaction_id: str) -> Response:
         )
         if verdict.ruleErrors:
             view["ruleErrors"] = stored["ruleErrors"]
+        if verdict.shadowHits:  # what a rule in shadow would have said: never scored
+            view["shadowHits"] = [
+                {k: v for k, v in r.items() if k != "details"} for r in stored["shadowHits"]
+            ]
         if verdict.error is not None:
             view["error"] = verdict.error
     return json_response(dumps(view))
