@@ -21,7 +21,7 @@ import pytest
 import requests
 
 from fraud_detection.rules.config import version_of
-from tests.support.devstack_helpers import client_env, run_client, start_test_stack
+from tests.support.devstack_helpers import client_env, run_client, warm_test_stack
 from tests.support.rules_files import rules_document, write_rules
 from tools.devstack import DevStack
 from tools.local_services import wait_for
@@ -41,18 +41,12 @@ def rules_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory, rules_file: Path) -> Iterator[DevStack]:
-    running = start_test_stack(
+    with warm_test_stack(
         tmp_path_factory.mktemp("devstack"),
         detectors=1,
         extra_env={"RULES_FILE": str(rules_file), "RULES_POLL_SECONDS": "0.2"},
-    )
-    try:
-        running.warm_up()
-    except BaseException:
-        running.stop()
-        raise
-    yield running
-    running.stop()
+    ) as running:
+        yield running
 
 
 def _tool(*args: str) -> subprocess.CompletedProcess[str]:

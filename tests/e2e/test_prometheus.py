@@ -24,7 +24,7 @@ from confluent_kafka import Producer
 from prometheus_client.metrics import MetricWrapperBase
 
 from fraud_common import metrics
-from tests.support.devstack_helpers import start_test_stack
+from tests.support.devstack_helpers import warm_test_stack
 from tools.devstack import REPO, DevStack
 from tools.local_services import free_port, wait_for
 
@@ -123,18 +123,12 @@ def webhook_url() -> Iterator[str]:
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory, webhook_url: str) -> Iterator[DevStack]:
     _binary("prometheus")  # skip before starting anything
-    running = start_test_stack(
+    with warm_test_stack(
         tmp_path_factory.mktemp("devstack"),
         detectors=2,  # two workers: /metrics must sum them
         extra_env={"WEBHOOK_URLS": webhook_url, "WEBHOOK_SECRET": secrets.token_hex(24)},
-    )
-    try:
-        running.warm_up()
-    except BaseException:
-        running.stop()
-        raise
-    yield running
-    running.stop()
+    ) as running:
+        yield running
 
 
 def scrape_config_for(stack: DevStack) -> dict[str, Any]:

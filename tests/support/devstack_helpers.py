@@ -5,6 +5,7 @@ test can restart it) and, unless ``KAFKA_BOOTSTRAP_SERVERS`` names an existing b
 its own Tansu broker; topic and consumer-group names carry a uuid so that runs never
 share them. The stack is supervised as under ``make dev``: a test that kills a service
 waits for it to come back with `DevStack.wait_restarted` instead of starting it itself.
+`warm_test_stack` is the same as a context: started, warmed up, stopped after.
 `run_client` runs ``test-client.py`` against a stack as a user would.
 """
 
@@ -14,7 +15,8 @@ import os
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +42,17 @@ def start_test_stack(state_dir: Path, **kwargs: Any) -> DevStack:
         **kwargs,
     )
     return stack.start()
+
+
+@contextmanager
+def warm_test_stack(state_dir: Path, **kwargs: Any) -> Iterator[DevStack]:
+    """`start_test_stack`, its pipeline warmed up (`DevStack.warm_up`), stopped on exit."""
+    running = start_test_stack(state_dir, **kwargs)
+    try:
+        running.warm_up()
+        yield running
+    finally:
+        running.stop()
 
 
 def client_env() -> dict[str, str]:
