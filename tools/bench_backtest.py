@@ -42,6 +42,7 @@ if __name__ == "__main__":  # run as a script: import `tools.*` and the detector
 
 from tools.backtest_input import file_lines, scan, transaction_of
 from tools.bench import machine
+from tools.bench.report import result_path
 
 REPO = Path(__file__).resolve().parent.parent
 RULES = REPO / "fraud-detection-service" / "rules.yaml"
@@ -180,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
         )
     if not args.no_save:
         args.output_dir.mkdir(parents=True, exist_ok=True)
-        path = args.output_dir / f"{meta['date']}-{meta['commit']}-backtest.json"
+        path = result_path(args.output_dir, meta["date"], meta["commit"], "backtest")
         meta["args"] = sys.argv[1:] if argv is None else list(argv)
         path.write_text(json.dumps({"meta": meta, "backtest": measured}, indent=2) + "\n")
         print(f"bench-backtest: wrote {path}", file=sys.stderr)

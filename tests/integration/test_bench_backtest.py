@@ -33,3 +33,16 @@ def test_the_backtest_benchmark_reports_every_run_and_the_medians(tmp_path: Path
         assert "workers " in figures["runs"][0]["split"]
         assert figures["median_rate"] == statistics.median(r["rate"] for r in figures["runs"])
     assert json.loads(written.read_text())["meta"]["reference_seconds"] > 0
+
+
+def test_a_second_run_the_same_day_keeps_the_first_runs_file(tmp_path: Path) -> None:
+    args = ["--transactions", "300", "--users", "30", "--runs", "1", "--workers", "1",
+            "--data-dir", str(tmp_path / "data"),
+            "--output-dir", str(tmp_path / "out")]  # fmt: skip
+    assert bench_backtest.main(args) == 0
+    [first] = (tmp_path / "out").glob("*.json")
+    before = first.read_text()
+    assert bench_backtest.main(args) == 0
+    names = {path.name for path in (tmp_path / "out").glob("*.json")}
+    assert names == {first.name, first.name.replace("-backtest.json", "-backtest-2.json")}
+    assert first.read_text() == before

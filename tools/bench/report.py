@@ -179,12 +179,14 @@ def _fmt(value: float | None, unit: str) -> str:
     return f"{value:g} {unit}"
 
 
-def result_path(directory: Path, date: str, commit: str) -> Path:
-    """``<directory>/<date>-<commit>.json``; a second run the same day gets ``-2``, ...."""
-    path = directory / f"{date}-{commit}.json"
+def result_path(directory: Path, date: str, commit: str, kind: str = "") -> Path:
+    """``<directory>/<date>-<commit>[-<kind>].json``; a second run the same day gets
+    ``-2``, ... (never the first run's file)."""
+    stem = f"{date}-{commit}" + (f"-{kind}" if kind else "")
+    path = directory / f"{stem}.json"
     number = 2
     while path.exists():
-        path = directory / f"{date}-{commit}-{number}.json"
+        path = directory / f"{stem}-{number}.json"
         number += 1
     return path
 
