@@ -418,3 +418,63 @@ def test_a_batch_of_one_users_transactions_reads_and_writes_as_one_call_each(
     assert together == recorded(3, [[entry] for entry in entries])
     assert together[0][-1].replayed  # the repeat was recognised within the batch
     assert all(ttls for _, _, ttls in together[1].values())
+
+
+@pytest.mark.parametrize("snapshot_ttl", [600, 0])
+def test_caps_places_and_an_old_member_are_the_same_in_one_call_as_in_one_call_each(
+    redis_url: str, snapshot_ttl: int
+) -> None:
+    """The script keeps each sorted set's size within a call to trim by rank only when it
+    is over its cap, writes "last" once at the end, and takes the recorded check from the
+    window range: with a cap of 3 entries and 2 places that every user goes past within
+    one call, late events, a transaction twice and a transaction already in the window
+    in its old form (the bare id), the snapshots and everything stored are the same as
+    recording each transaction in a call of its own."""
+    at = [0, 1, 2, 3, 1, 4, 5, 2, 6, 7, 8, 9]  # seconds: late ones among them
+    users = ["u-a", "u-a", "u-b", "u-a", "u-b", "u-a", "u-b", "u-a", "u-a", "u-b", "u-a", "u-a"]
+    cities = ["New York", "Tokyo", "Paris", "Oslo", "Tokyo", "Paris", "Oslo", "Lima", "Tokyo",
+              "Paris", "New York", "Lima"]  # fmt: skip
+    txns = [
+        transaction(user=u, location=c, at=T0 + timedelta(seconds=s))
+        for u, c, s in zip(users, cities, at, strict=True)
+    ]
+    txns.append(txns[5])  # the same transaction again, in the same call
+    gazetteer = load_gazetteer()
+    entries = [StateEntry(t, place_of(t, gazetteer).coordinates) for t in txns]
+    old_form = txns[11]  # in the window already as its bare id: never a second member
+
+    def recorded(db: int, batches: list[list[StateEntry]]) -> tuple[list[Snapshot], dict]:
+        client = redis.Redis.from_url(redis_url.removesuffix("/0") + f"/{db}")
+        client.zadd(keys.user_window("u-a"), {old_form.transactionId: epoch_ms(old_form.timestamp)})
+        state = UserState(
+            client, late_allowance_ms=60_000, max_entries=3, evaluation_ttl_seconds=snapshot_ttl,
+            user_ttl_seconds=3600, max_places=2,
+        )  # fmt: skip
+        now = epoch_ms(T0)
+        snapshots = [
+            snapshot
+            for batch in batches
+            for snapshot in state.record(
+                batch, evaluated_at_ms=now, lookback_ms=LOOKBACK_MS, places_lookback_ms=LOOKBACK_MS
+            )
+        ]
+        stored = {}
+        for user in ("u-a", "u-b"):
+            window, last = keys.user_window(user), keys.user_last_seen(user)
+            places = keys.user_places(user)
+            stored[user] = (
+                client.zrange(window, 0, -1, withscores=True),
+                client.zrange(places, 0, -1, withscores=True),
+                client.get(last),
+                all(client.ttl(key) > 0 for key in (window, places, last)),
+            )
+        return snapshots, stored
+
+    together = recorded(4, [entries])
+    assert together == recorded(5, [[entry] for entry in entries])
+    assert together[0][-1].replayed == (snapshot_ttl > 0)
+    for window, places, _, ttls in together[1].values():
+        assert len(window) == 3 and len(places) == 2 and ttls
+    members = [m.decode() for m, _ in together[1]["u-a"][0]]
+    assert old_form.transactionId in members
+    assert not any(m.startswith(f"{old_form.transactionId}|") for m in members)

@@ -56,35 +56,44 @@ local max_places = tonumber(ARGV[8])
 -- %.17g, which was a tenth of this script's cost), and scores are read as the text
 -- Redis sends: an integral score is its digits already.
 
--- The window around an event, from one ascending WITHSCORES reply over (event - lookback,
--- event + lookback): event times and amounts as JSON array bodies, those at or before
--- the event newest first, those after it oldest first, at most `most` on each side (as
--- ZREVRANGEBYSCORE and ZRANGEBYSCORE with LIMIT would give them; one range instead of
--- two, and the window never holds more than `most` + 1 when this runs, so the reply is
--- no larger than the two).
-local function around(reply, event_ms, most)
-  local recent_times, recent_micros, later_times, later_micros = {}, {}, {}, {}
-  local split = #reply + 1  -- the first index after the event
+-- A window member and its score as the snapshot lists them: the event time's digits and
+-- the amount as a JSON string of digits, or null when unknown.
+local function entry_texts(member, score)
+  if not score:find('^%-?%d+$') then  -- not written by this script: normalise it
+    score = string.format('%d', tonumber(score))
+  end
+  local digits = member:match('|(%d+)$')
+  return score, digits and ('"' .. digits .. '"') or 'null'
+end
+
+-- In an ascending WITHSCORES reply, the index of the first member after the event (past
+-- the end when there is none).
+local function split_of(reply, event_ms)
   for i = 1, #reply, 2 do
     if tonumber(reply[i + 1]) > event_ms then
-      split = i
-      break
+      return i
     end
   end
-  local function add(times, micros, i)
-    local score = reply[i + 1]
-    if not score:find('^%-?%d+$') then  -- not written by this script: normalise it
-      score = string.format('%d', tonumber(score))
-    end
-    times[#times + 1] = score
-    local digits = reply[i]:match('|(%d+)$')
-    micros[#micros + 1] = digits and ('"' .. digits .. '"') or 'null'
-  end
+  return #reply + 1
+end
+
+-- The window around an event, from one ascending WITHSCORES reply over (event - lookback,
+-- event + lookback) and its `split_of`: event times and amounts as JSON array bodies,
+-- those at or before the event newest first, those after it oldest first, at most `most`
+-- on each side (as ZREVRANGEBYSCORE and ZRANGEBYSCORE with LIMIT would give them; one
+-- range instead of two, and the window never holds more than `most` + 1 when this runs,
+-- so the reply is no larger than the two).
+local function around(reply, split, most)
+  local recent_times, recent_micros, later_times, later_micros = {}, {}, {}, {}
+  local n = 0
   for i = split - 2, math.max(1, split - 2 * most), -2 do
-    add(recent_times, recent_micros, i)
+    n = n + 1
+    recent_times[n], recent_micros[n] = entry_texts(reply[i], reply[i + 1])
   end
+  n = 0
   for i = split, math.min(#reply - 1, split + 2 * most - 2), 2 do
-    add(later_times, later_micros, i)
+    n = n + 1
+    later_times[n], later_micros[n] = entry_texts(reply[i], reply[i + 1])
   end
   return table.concat(recent_times, ','), table.concat(recent_micros, ','),
     table.concat(later_times, ','), table.concat(later_micros, ',')
@@ -92,11 +101,23 @@ end
 
 -- What this call already knows, by key: a user's later entries in the batch read their
 -- "last" here instead of GET and decode (only this script writes it, and nothing runs
--- beside a script), and a key's TTL is set once (the same `user_ttl`, from the same
--- call). A batch holding many transactions of one user (a burst, a backtest's shard)
--- then costs fewer commands; every reply and every value written stays the same.
+-- beside a script), "last" is written once, when the batch is done, with its final value,
+-- a key's TTL is set once (the same `user_ttl`, from the same call: a script sees one
+-- clock), and a sorted set's size, once read, is kept up to date here, so that the
+-- trim by rank runs only when there is something to trim. A batch holding many
+-- transactions of one user (a burst, a backtest's shard) then costs fewer commands;
+-- every reply and every value written stays the same.
 local lasts = {}    -- last key -> {text = JSON or false, ms, lat, lon} as read or written
-local expired = {}  -- key -> true once its TTL was set by this call
+local expired = {}  -- key -> true once its TTL was set by this call (or will be, see below)
+local pending = {}  -- last key -> the JSON to SET when the batch is done (its final value)
+local sizes = {}    -- sorted-set key -> its size, once this call has read it (ZCARD)
+
+-- A sorted set's known size after adding (`delta` 1 or 0) or removing (-1) a member.
+local function counted(key, delta)
+  if sizes[key] then
+    sizes[key] = sizes[key] + delta
+  end
+end
 
 local function expire_once(key)
   if not expired[key] then
@@ -113,10 +134,64 @@ local function trim(key, retention_ms, most, newest_ms)
     newest_ms = tonumber(redis.call('ZREVRANGE', key, '0', '0', 'WITHSCORES')[2])
   end
   local horizon = newest_ms - retention_ms
-  redis.call('ZREMRANGEBYSCORE', key, '-inf', '(' .. string.format('%d', horizon))
-  -- Ranks 0 .. -(most + 1): all but the highest `most`, none when there are no more.
-  redis.call('ZREMRANGEBYRANK', key, '0', string.format('%d', -most - 1))
+  local removed = redis.call('ZREMRANGEBYSCORE', key, '-inf',
+    '(' .. string.format('%d', horizon))
+  local size = sizes[key]
+  if size then
+    size = size - removed
+  else
+    size = redis.call('ZCARD', key)
+  end
+  if size > most then
+    -- Ranks 0 .. -(most + 1): all but the highest `most`.
+    redis.call('ZREMRANGEBYRANK', key, '0', string.format('%d', -most - 1))
+    size = most
+  end
+  sizes[key] = size
   expire_once(key)
+end
+
+-- Whether a window member is this transaction's (in either form: the bare id, or the id,
+-- '|' and digits).
+local function is_ours(member, transaction_id)
+  if member == transaction_id then
+    return true
+  end
+  local n = #transaction_id
+  return member:sub(1, n + 1) == transaction_id .. '|' and member:find('^%d+$', n + 2) ~= nil
+end
+
+-- Whether any of `members` (ZRANGEBYSCORE at the event's own score) is this transaction's.
+local function recorded_at(members, transaction_id)
+  for _, m in ipairs(members) do
+    if is_ours(m, transaction_id) then
+      return true
+    end
+  end
+  return false
+end
+
+-- When the window range `reply` holds another member of this transaction at the event's
+-- score besides `member`, just added: takes `member` out of it and says so. The members
+-- at the event's score are the last ones before `split`.
+local function drop_other_form(reply, split, event_ms, transaction_id, member)
+  local own, other = nil, false
+  for i = split - 2, 1, -2 do
+    if tonumber(reply[i + 1]) ~= event_ms then
+      break
+    end
+    if reply[i] == member then
+      own = i
+    elseif is_ours(reply[i], transaction_id) then
+      other = true
+    end
+  end
+  if other and own then
+    table.remove(reply, own)
+    table.remove(reply, own)
+    return true
+  end
+  return false
 end
 
 -- A point on the unit sphere; the chord between two such points grows with the
@@ -132,36 +207,39 @@ local function record(e)
 
   local snapshot = keep_snapshots and redis.call('GET', snapshot_key)
   if snapshot then
-    return 1, snapshot
+    return '1', snapshot
   end
 
   local event_ms = tonumber(e[6])
   local event_text = string.format('%d', event_ms)
-  local id_prefix = transaction_id .. '|'
-
-  -- Whether a window member is this transaction's (in either form).
-  local function is_ours(member)
-    return member == transaction_id or (member:sub(1, #id_prefix) == id_prefix and
-      member:sub(#id_prefix + 1):match('^%d+$') ~= nil)
+  local member = transaction_id
+  if e[8] ~= '' then
+    member = transaction_id .. '|' .. e[8]
   end
 
-  local recorded = false
-  for _, member in ipairs(redis.call('ZRANGEBYSCORE', window_key, event_text, event_text)) do
-    if is_ours(member) then
-      recorded = true
-      break
+  -- Into the window, once: a rerun finds its member there (ZADD adds nothing), or the
+  -- other form of it (the bare id, or other digits), which the range around the event
+  -- shows, and then takes back the one it just added. Without a lookback the range is
+  -- empty and the event's own score is asked first.
+  local reply, split = {}, 1
+  if lookback > 0 then
+    local added = redis.call('ZADD', window_key, event_text, member)
+    counted(window_key, added)
+    reply = redis.call('ZRANGEBYSCORE', window_key,
+      '(' .. string.format('%d', event_ms - lookback),
+      '(' .. string.format('%d', event_ms + lookback), 'WITHSCORES')
+    split = split_of(reply, event_ms)
+    if added == 1 and drop_other_form(reply, split, event_ms, transaction_id, member) then
+      redis.call('ZREM', window_key, member)
+      counted(window_key, -1)
+      split = split - 2
     end
+  elseif not recorded_at(redis.call('ZRANGEBYSCORE', window_key, event_text, event_text),
+      transaction_id) then
+    counted(window_key, redis.call('ZADD', window_key, event_text, member))
   end
-  if not recorded then
-    local member = transaction_id
-    if e[8] ~= '' then
-      member = id_prefix .. e[8]
-    end
-    redis.call('ZADD', window_key, event_text, member)
-  end
-  local recent_times, recent_micros, later_times, later_micros = around(redis.call(
-    'ZRANGEBYSCORE', window_key, '(' .. string.format('%d', event_ms - lookback),
-    '(' .. string.format('%d', event_ms + lookback), 'WITHSCORES'), event_ms, max_entries)
+  local recent_times, recent_micros, later_times, later_micros = around(reply, split,
+    max_entries)
 
   -- The previous transaction; a value that is not ours to read counts as none.
   local known = lasts[last_key]
@@ -208,12 +286,16 @@ local function record(e)
   if places_retention > 0 then
     local place_key = chosen and e[chosen + 2] or e[9]
     local used = redis.call('ZSCORE', places_key, place_key)
-    local history = used ~= false or redis.call('ZCARD', places_key) > 0
+    local history = used ~= false
+    if not history then
+      sizes[places_key] = sizes[places_key] or redis.call('ZCARD', places_key)
+      history = sizes[places_key] > 0
+    end
     place = '{"key":' .. cjson.encode(place_key) .. ',"lastUsedMs":' ..
       (used and string.format('%d', tonumber(used)) or 'null') .. ',"history":' ..
       (history and 'true' or 'false') .. '}'
     if not used or tonumber(used) < event_ms then  -- a late use does not move it back
-      redis.call('ZADD', places_key, event_text, place_key)
+      counted(places_key, redis.call('ZADD', places_key, event_text, place_key))
     end
     trim(places_key, places_retention, max_places)
   end
@@ -234,8 +316,8 @@ local function record(e)
     local last = '{"transactionId":' .. cjson.encode(transaction_id) .. ',"location":' ..
       cjson.encode(location) .. ',"latitude":' .. lat_text .. ',"longitude":' .. lon_text ..
       ',"eventMs":' .. event_text .. '}'
-    redis.call('SET', last_key, last, 'EX', user_ttl)
-    expired[last_key] = true
+    pending[last_key] = last
+    expired[last_key] = true  -- the SET below gives it its TTL
     -- as decoding it would read it: the coordinates are JSON numbers (Python's repr of
     -- a finite float) or both null
     lasts[last_key] = {text = last, ms = event_ms, lat = tonumber(lat_text),
@@ -247,7 +329,7 @@ local function record(e)
   -- the same call. Without a readable "last" the window is asked.
   trim(window_key, retention, max_entries, previous_ms and math.max(previous_ms, event_ms))
 
-  return 0, snapshot
+  return '0', snapshot
 end
 
 local out = {}
@@ -255,5 +337,8 @@ for _, e in ipairs(cjson.decode(ARGV[9])) do
   local replayed, snapshot = record(e)
   out[#out + 1] = replayed
   out[#out + 1] = snapshot
+end
+for key, last in pairs(pending) do
+  redis.call('SET', key, last, 'EX', user_ttl)
 end
 return '[' .. table.concat(out, ',') .. ']'
