@@ -50,26 +50,28 @@ def context_for(
     # Each event time becomes a datetime once, for the event times and the entries alike.
     recent = tuple(map(from_epoch_ms, snapshot.recent_event_ms))
     later = tuple(map(from_epoch_ms, snapshot.later_event_ms))
+    # Positional, in the fields' order: one is built per transaction, and a named tuple
+    # built from keywords costs three times as much (mypy checks each field's type).
     return EvaluationContext(
-        transaction=transaction,
-        amount_usd=transaction.usd_value(fx_rates),
-        place=place,
-        recent_event_times=recent,
-        later_event_times=later,
-        previous=None
+        transaction,
+        transaction.usd_value(fx_rates),
+        place,
+        recent,
+        None
         if previous is None
         else PreviousTransaction(
-            transaction_id=previous.transaction_id,
-            place=Place(previous.location, previous.coordinates),
-            event_time=from_epoch_ms(previous.event_ms),
+            previous.transaction_id,
+            Place(previous.location, previous.coordinates),
+            from_epoch_ms(previous.event_ms),
         ),
-        evaluated_at=from_epoch_ms(snapshot.evaluated_at_ms),
-        window_entries=(
+        from_epoch_ms(snapshot.evaluated_at_ms),
+        later,
+        listed,
+        (
             *map(WindowEntry, reversed(recent), reversed(snapshot.recent_amounts)),
             *map(WindowEntry, later, snapshot.later_amounts),
         ),
-        place_history=snapshot.place_history(),
-        listed=listed,
+        snapshot.place_history(),
     )
 
 

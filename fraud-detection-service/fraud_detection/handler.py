@@ -155,7 +155,7 @@ class TransactionHandler:
         evaluated_at_ms = int(self._clock() * 1000)
         snapshots = self._state.record(
             [
-                StateEntry(t, p.coordinates, p.candidates, amount_usd=t.usd_value(self._fx_rates))
+                StateEntry(t, p.coordinates, p.candidates, t.usd_value(self._fx_rates))
                 for t, p in zip(transactions, places, strict=True)
             ],
             evaluated_at_ms=evaluated_at_ms,
