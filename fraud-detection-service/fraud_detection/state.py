@@ -76,12 +76,13 @@ from fraud_detection.usd_micros import to_micros
 
 SCRIPT = resources.files("fraud_detection").joinpath("scripts/record_batch.lua").read_text("utf-8")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MILLISECOND = timedelta(milliseconds=1)  # built once: a timedelta from keywords costs 0.5 us
 DEFAULT_MAX_PLACES = 200
 
 
 def epoch_ms(value: datetime) -> int:
     """Milliseconds since the epoch, exact (integer arithmetic, no float round-off)."""
-    return (value - _EPOCH) // timedelta(milliseconds=1)
+    return (value - _EPOCH) // _MILLISECOND
 
 
 @functools.lru_cache(maxsize=1 << 16)
