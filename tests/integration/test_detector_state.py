@@ -384,13 +384,7 @@ def test_a_batch_of_one_users_transactions_reads_and_writes_as_one_call_each(
     at = [0, 5, 3, 40, 41, 5, 90, 2, 91]  # seconds: late ones among them
     users = ["u-a", "u-b", "u-a", "u-a", "u-b", "u-a", "u-a", "u-b", "u-a"]
     cities = ["New York", "Tokyo", "Paris", "New York", "Tokyo", "Tokyo", "Paris", "Paris", "Oslo"]
-    txns = [
-        transaction(user=u, location=c, at=T0 + timedelta(seconds=s))
-        for u, c, s in zip(users, cities, at, strict=True)
-    ]
-    txns.append(txns[3])  # the same transaction again, in the same batch
-    gazetteer = load_gazetteer()
-    entries = [StateEntry(t, place_of(t, gazetteer).coordinates) for t in txns]
+    entries = _entries(at, users, cities, repeat=3)
 
     def recorded(db: int, batches: list[list[StateEntry]]) -> tuple[list[Snapshot], dict]:
         client = redis.Redis.from_url(redis_url.removesuffix("/0") + f"/{db}")
@@ -398,26 +392,59 @@ def test_a_batch_of_one_users_transactions_reads_and_writes_as_one_call_each(
             client, late_allowance_ms=60_000, max_entries=20, evaluation_ttl_seconds=600,
             user_ttl_seconds=3600,
         )  # fmt: skip
-        now = epoch_ms(T0)
-        snapshots = [
-            snapshot
-            for batch in batches
-            for snapshot in state.record(batch, evaluated_at_ms=now, lookback_ms=LOOKBACK_MS)
-        ]
-        stored = {}
-        for user in ("u-a", "u-b"):
-            window, last = keys.user_window(user), keys.user_last_seen(user)
-            stored[user] = (
-                client.zrange(window, 0, -1, withscores=True),
-                client.get(last),
-                client.ttl(window) > 0 and client.ttl(last) > 0,
-            )
-        return snapshots, stored
+        return _recorded(client, state, batches)
 
     together = recorded(2, [entries])
     assert together == recorded(3, [[entry] for entry in entries])
     assert together[0][-1].replayed  # the repeat was recognised within the batch
-    assert all(ttls for _, _, ttls in together[1].values())
+    assert all(last and ttls for _, _, last, ttls in together[1].values())
+
+
+def _entries(at: list[int], users: list[str], cities: list[str], repeat: int) -> list[StateEntry]:
+    """A transaction ``at`` seconds after T0 by each user in each city, as the detector
+    records it, and the one at index ``repeat`` once more at the end (in the same call)."""
+    gazetteer = load_gazetteer()
+    txns = [
+        transaction(user=u, location=c, at=T0 + timedelta(seconds=s))
+        for u, c, s in zip(users, cities, at, strict=True)
+    ]
+    txns.append(txns[repeat])
+    return [StateEntry(t, place_of(t, gazetteer).coordinates) for t in txns]
+
+
+def _recorded(
+    client: redis.Redis,
+    state: UserState,
+    batches: list[list[StateEntry]],
+    *,
+    places_lookback_ms: int = 0,
+) -> tuple[list[Snapshot], dict[str, tuple]]:
+    """The snapshots of ``batches`` recorded one call each, and what is stored of users
+    u-a and u-b: window and places with their scores, "last", and whether each of their
+    keys that exists has a TTL."""
+    now = epoch_ms(T0)
+    snapshots = [
+        snapshot
+        for batch in batches
+        for snapshot in state.record(
+            batch,
+            evaluated_at_ms=now,
+            lookback_ms=LOOKBACK_MS,
+            places_lookback_ms=places_lookback_ms,
+        )
+    ]
+    stored = {}
+    for user in ("u-a", "u-b"):
+        window, places, last = (
+            keys.user_window(user), keys.user_places(user), keys.user_last_seen(user)
+        )  # fmt: skip
+        stored[user] = (
+            client.zrange(window, 0, -1, withscores=True),
+            client.zrange(places, 0, -1, withscores=True),
+            client.get(last),
+            all(client.ttl(key) > 0 for key in (window, places, last) if client.exists(key)),
+        )
+    return snapshots, stored
 
 
 @pytest.mark.parametrize("snapshot_ttl", [600, 0])
@@ -434,14 +461,8 @@ def test_caps_places_and_an_old_member_are_the_same_in_one_call_as_in_one_call_e
     users = ["u-a", "u-a", "u-b", "u-a", "u-b", "u-a", "u-b", "u-a", "u-a", "u-b", "u-a", "u-a"]
     cities = ["New York", "Tokyo", "Paris", "Oslo", "Tokyo", "Paris", "Oslo", "Lima", "Tokyo",
               "Paris", "New York", "Lima"]  # fmt: skip
-    txns = [
-        transaction(user=u, location=c, at=T0 + timedelta(seconds=s))
-        for u, c, s in zip(users, cities, at, strict=True)
-    ]
-    txns.append(txns[5])  # the same transaction again, in the same call
-    gazetteer = load_gazetteer()
-    entries = [StateEntry(t, place_of(t, gazetteer).coordinates) for t in txns]
-    old_form = txns[11]  # in the window already as its bare id: never a second member
+    entries = _entries(at, users, cities, repeat=5)
+    old_form = entries[11].transaction  # in the window already as its bare id
 
     def recorded(db: int, batches: list[list[StateEntry]]) -> tuple[list[Snapshot], dict]:
         client = redis.Redis.from_url(redis_url.removesuffix("/0") + f"/{db}")
@@ -450,25 +471,7 @@ def test_caps_places_and_an_old_member_are_the_same_in_one_call_as_in_one_call_e
             client, late_allowance_ms=60_000, max_entries=3, evaluation_ttl_seconds=snapshot_ttl,
             user_ttl_seconds=3600, max_places=2,
         )  # fmt: skip
-        now = epoch_ms(T0)
-        snapshots = [
-            snapshot
-            for batch in batches
-            for snapshot in state.record(
-                batch, evaluated_at_ms=now, lookback_ms=LOOKBACK_MS, places_lookback_ms=LOOKBACK_MS
-            )
-        ]
-        stored = {}
-        for user in ("u-a", "u-b"):
-            window, last = keys.user_window(user), keys.user_last_seen(user)
-            places = keys.user_places(user)
-            stored[user] = (
-                client.zrange(window, 0, -1, withscores=True),
-                client.zrange(places, 0, -1, withscores=True),
-                client.get(last),
-                all(client.ttl(key) > 0 for key in (window, places, last)),
-            )
-        return snapshots, stored
+        return _recorded(client, state, batches, places_lookback_ms=LOOKBACK_MS)
 
     together = recorded(4, [entries])
     assert together == recorded(5, [[entry] for entry in entries])
