@@ -148,6 +148,23 @@ def test_a_rerun_after_the_snapshot_expired_adds_no_second_entry(
     assert snapshot.recent_micros == (None,)
 
 
+def test_without_a_lookback_a_rerun_still_adds_no_second_entry(
+    state: UserState, redis_client: redis.Redis
+) -> None:
+    """Rules that look back nowhere (a lookback of 0: the window range is empty) still
+    record each transaction once, in either of its member forms."""
+    txn = transaction(amount="12.34", at=T0)
+    state.record([StateEntry(txn, None)], evaluated_at_ms=1, lookback_ms=0)
+    redis_client.delete(keys.user_evaluation("user-1", txn.transactionId))
+    [again] = state.record([StateEntry(txn, None)], evaluated_at_ms=2, lookback_ms=0)
+    assert not again.replayed and again.recent_event_ms == ()
+    assert _members(redis_client) == [f"{txn.transactionId}|12340000"]
+    redis_client.zadd(keys.user_window("user-1"), {"bare-old": epoch_ms(T0) + 5})
+    old = transaction(amount="3", at=T0 + timedelta(milliseconds=5), transaction_id="bare-old")
+    state.record([StateEntry(old, None)], evaluated_at_ms=3, lookback_ms=0)
+    assert sorted(_members(redis_client)) == sorted([f"{txn.transactionId}|12340000", "bare-old"])
+
+
 def test_a_replay_returns_the_stored_amounts(state: UserState) -> None:
     first = transaction(amount="10", at=T0 + timedelta(seconds=1))
     [snapshot] = state.record([StateEntry(first, None)], evaluated_at_ms=1, lookback_ms=LOOKBACK_MS)
